@@ -1,0 +1,406 @@
+"""EmbBERT building blocks as tf_keras layers.
+
+Every layer is registered for serialization and its `get_config` returns exactly its constructor
+arguments (plus the base layer's name/trainable/dtype), so a `.keras` file loads back anywhere the
+package is importable. Activations are limited to what TFLM runs in int8 (ReLU, SiLU = x*sigmoid).
+Tensors are (batch, length, features); `padding_mask` is float (batch, length), 1 for real tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+from keras_models.backend import keras, register, tf
+
+# Added to the attention scores of padded keys. exp(MASK_VALUE + score) underflows to exactly 0 in
+# float32, so padded keys get zero weight.
+MASK_VALUE = -1e4
+
+
+@register
+class PaddingMask(keras.layers.Layer):
+    """float mask (batch, length): 1.0 where token_ids != pad_id."""
+
+    def __init__(self, pad_id: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.pad_id = pad_id
+
+    def call(self, token_ids):
+        return tf.cast(tf.not_equal(token_ids, self.pad_id), self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "pad_id": self.pad_id}
+
+
+@register
+class NanoEmbedder(keras.layers.Layer):
+    """Factorised token + position embeddings and a segment embedding.
+
+    x = tok_up(E_tok[ids]) + pos_up(E_pos[0..L-1]) + E_seg[segments]. With `embedding_dim=None`
+    the token and position tables are d wide and there are no up-projections (plain BERT).
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        hidden_dim: int,
+        embedding_dim: int | None,
+        max_sequence_length: int,
+        num_segments: int = 3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.hidden_dim = hidden_dim
+        self.embedding_dim = embedding_dim
+        self.max_sequence_length = max_sequence_length
+        self.num_segments = num_segments
+        width = embedding_dim or hidden_dim
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, width, name="token_embedding"
+        )
+        self.position_embedding = keras.layers.Embedding(
+            max_sequence_length, width, name="position_embedding"
+        )
+        self.segment_embedding = keras.layers.Embedding(
+            num_segments, hidden_dim, name="segment_embedding"
+        )
+        if embedding_dim is None:
+            self.token_projection = self.position_projection = None
+        else:
+            self.token_projection = keras.layers.Dense(
+                hidden_dim, use_bias=False, name="token_projection"
+            )
+            self.position_projection = keras.layers.Dense(
+                hidden_dim, use_bias=False, name="position_projection"
+            )
+
+    def build(self, input_shape):
+        width = self.embedding_dim or self.hidden_dim
+        self.token_embedding.build(None)
+        self.position_embedding.build(None)
+        self.segment_embedding.build(None)
+        if self.token_projection is not None:
+            self.token_projection.build((None, width))
+            self.position_projection.build((None, width))
+        super().build(input_shape)
+
+    def call(self, inputs):
+        token_ids, segment_ids = inputs
+        length = tf.shape(token_ids)[1]
+        tokens = self.token_embedding(token_ids)
+        positions = self.position_embedding.embeddings[:length]  # (L, width)
+        if self.token_projection is not None:
+            tokens = self.token_projection(tokens)
+            positions = self.position_projection(positions)
+        return tokens + positions[tf.newaxis] + self.segment_embedding(segment_ids)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "hidden_dim": self.hidden_dim,
+            "embedding_dim": self.embedding_dim,
+            "max_sequence_length": self.max_sequence_length,
+            "num_segments": self.num_segments,
+        }
+
+
+@register
+class RMSNorm(keras.layers.Layer):
+    """y = x / sqrt(mean(x^2) + epsilon) * scale (no bias, no centring)."""
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(
+            name="scale", shape=(input_shape[-1],), initializer="ones", trainable=True
+        )
+        super().build(input_shape)
+
+    def call(self, x):
+        mean_square = tf.reduce_mean(tf.square(x), axis=-1, keepdims=True)
+        return x * tf.math.rsqrt(mean_square + self.epsilon) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@register
+class EfficientAttention(keras.layers.Layer):
+    """One-head attention whose keys and values are the input itself (K = V = x).
+
+    Q = x Wq + bq; A = softmax(Q x^T / sqrt(d) + mask); out = (A x) Wo + bo.
+    """
+
+    def __init__(self, hidden_dim: int, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.query_dense = keras.layers.Dense(hidden_dim, name="query")
+        self.output_dense = keras.layers.Dense(hidden_dim, name="output")
+        self.attention_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        x_shape = input_shape[0]
+        self.query_dense.build(x_shape)
+        self.output_dense.build(x_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        x, padding_mask = inputs
+        query = self.query_dense(x)
+        scores = tf.matmul(query, x, transpose_b=True) * (1.0 / math.sqrt(self.hidden_dim))
+        scores += (1.0 - padding_mask[:, tf.newaxis, :]) * MASK_VALUE
+        weights = tf.nn.softmax(scores, axis=-1)
+        weights = self.attention_dropout(weights, training=training)
+        return self.output_dense(tf.matmul(weights, x))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_dim": self.hidden_dim, "dropout": self.dropout}
+
+
+@register
+class CausalDepthwiseConv(keras.layers.Layer):
+    """Depthwise Conv1D over the sequence, left-padded by k-1 so position i sees i-k+1..i."""
+
+    def __init__(
+        self, kernel_size: int, depth_multiplier: int = 1, activation: str | None = None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        self.depth_multiplier = depth_multiplier
+        self.activation = activation
+        self.conv = keras.layers.DepthwiseConv1D(
+            kernel_size, depth_multiplier=depth_multiplier, padding="valid", name="depthwise"
+        )
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, x):
+        x = tf.pad(x, [[0, 0], [self.kernel_size - 1, 0], [0, 0]])
+        y = self.conv(x)
+        if self.activation == "silu":
+            y = y * tf.sigmoid(y)
+        elif self.activation is not None:
+            y = keras.activations.get(self.activation)(y)
+        return y
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "depth_multiplier": self.depth_multiplier,
+            "activation": self.activation,
+        }
+
+
+@register
+class CausalConvBranch(keras.layers.Layer):
+    """Causal depthwise conv over d*e channels, SiLU, then a Dense contracting back to d."""
+
+    def __init__(self, hidden_dim: int, kernel_size: int, expansion: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.kernel_size = kernel_size
+        self.expansion = expansion
+        self.conv = CausalDepthwiseConv(
+            kernel_size, depth_multiplier=expansion, activation="silu", name="causal_conv"
+        )
+        self.contract = keras.layers.Dense(hidden_dim, name="contract")
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.contract.build(tuple(input_shape[:-1]) + (self.hidden_dim * self.expansion,))
+        super().build(input_shape)
+
+    def call(self, x):
+        return self.contract(self.conv(x))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "kernel_size": self.kernel_size,
+            "expansion": self.expansion,
+        }
+
+
+@register
+class WeightedDifference(keras.layers.Layer):
+    """exp(<lq1, lk1>) * a - exp(<lq2, lk2>) * b with four learned d-vectors, N(0, init_std^2)."""
+
+    def __init__(self, init_std: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.init_std = init_std
+
+    def build(self, input_shape):
+        dim = input_shape[0][-1]
+        # One initializer per vector: a shared unseeded one returns the same values each call.
+        self.lambda_q1, self.lambda_k1, self.lambda_q2, self.lambda_k2 = (
+            self.add_weight(
+                name=name,
+                shape=(dim,),
+                initializer=keras.initializers.RandomNormal(stddev=self.init_std),
+            )
+            for name in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2")
+        )
+        super().build(input_shape)
+
+    def lambdas(self):
+        """(lambda1, lambda2) as scalar tensors."""
+        lambda1 = tf.exp(tf.reduce_sum(self.lambda_q1 * self.lambda_k1))
+        lambda2 = tf.exp(tf.reduce_sum(self.lambda_q2 * self.lambda_k2))
+        return lambda1, lambda2
+
+    def call(self, inputs):
+        first, second = inputs
+        lambda1, lambda2 = self.lambdas()
+        return lambda1 * first - lambda2 * second
+
+    def get_config(self):
+        return {**super().get_config(), "init_std": self.init_std}
+
+
+@register
+class EmbBERTBlock(keras.layers.Layer):
+    """lambda1 * EfficientAttention(x) - lambda2 * CausalConvBranch(x); x is the normed input."""
+
+    def __init__(
+        self,
+        hidden_dim: int,
+        kernel_size: int,
+        expansion: int = 1,
+        dropout: float = 0.1,
+        lambda_init_std: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.kernel_size = kernel_size
+        self.expansion = expansion
+        self.dropout = dropout
+        self.lambda_init_std = lambda_init_std
+        self.attention = EfficientAttention(hidden_dim, dropout, name="attention")
+        self.conv_branch = CausalConvBranch(hidden_dim, kernel_size, expansion, name="conv_branch")
+        self.combine = WeightedDifference(lambda_init_std, name="combine")
+
+    def build(self, input_shape):
+        x_shape, mask_shape = input_shape
+        self.attention.build((x_shape, mask_shape))
+        self.conv_branch.build(x_shape)
+        self.combine.build((x_shape, x_shape))
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        x, padding_mask = inputs
+        attended = self.attention((x, padding_mask), training=training)
+        convolved = self.conv_branch(x)
+        return self.combine((attended, convolved))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "kernel_size": self.kernel_size,
+            "expansion": self.expansion,
+            "dropout": self.dropout,
+            "lambda_init_std": self.lambda_init_std,
+        }
+
+
+@register
+class TransformerEncoderLayer(keras.layers.Layer):
+    """Post-LN BERT layer: LN(x + MHA(x)), then LN(x + FF(x)) with a ReLU feed-forward."""
+
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_heads: int,
+        intermediate_dim: int,
+        dropout: float = 0.1,
+        layer_norm_epsilon: float = 1e-12,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.self_attention = keras.layers.MultiHeadAttention(
+            num_heads, hidden_dim // num_heads, dropout=dropout, name="self_attention"
+        )
+        self.attention_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="attention_norm"
+        )
+        self.intermediate = keras.layers.Dense(intermediate_dim, activation="relu", name="ff_in")
+        self.ff_output = keras.layers.Dense(hidden_dim, name="ff_out")
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ff_norm")
+        self.dropout_layer = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        x_shape = input_shape[0]
+        self.self_attention._build_from_signature(query=x_shape, value=x_shape)
+        self.attention_norm.build(x_shape)
+        self.intermediate.build(x_shape)
+        self.ff_output.build(tuple(x_shape[:-1]) + (self.intermediate_dim,))
+        self.ff_norm.build(x_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        x, padding_mask = inputs
+        attention_mask = tf.cast(padding_mask[:, tf.newaxis, :] > 0.5, tf.bool)
+        attended = self.self_attention(x, x, attention_mask=attention_mask, training=training)
+        x = self.attention_norm(x + self.dropout_layer(attended, training=training))
+        ff = self.ff_output(self.intermediate(x))
+        return self.ff_norm(x + self.dropout_layer(ff, training=training))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
+
+
+@register
+class FirstToken(keras.layers.Layer):
+    """x[:, 0, :]: the [CLS] position."""
+
+    def call(self, x):
+        return x[:, 0, :]
+
+
+@register
+class RMSPooling(keras.layers.Layer):
+    """sqrt(mean over real tokens of x^2) per feature: (batch, length, d) -> (batch, d)."""
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, inputs):
+        x, padding_mask = inputs
+        mask = padding_mask[:, :, tf.newaxis]
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return tf.sqrt(tf.reduce_sum(tf.square(x) * mask, axis=1) / count + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@register
+class GatherPositions(keras.layers.Layer):
+    """x[b, positions[b, p], :] -> (batch, num_positions, d): MLM reads the masked slots only."""
+
+    def call(self, inputs):
+        x, positions = inputs
+        return tf.gather(x, positions, batch_dims=1)

@@ -1,0 +1,170 @@
+"""Builds backbones, classifiers and the pretraining model as flat functional tf_keras models.
+
+Flat (no nested models) on purpose: tfmot's quantize_apply and the TFLite converter both want one
+functional graph. A classifier reuses a pretrained backbone by layer name
+(`transfer_backbone_weights`), since its backbone layers carry the same names.
+
+Inputs are int32 `token_ids` and `segment_ids` of shape (batch, length); the padding mask is derived
+from token_ids (PAD id 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from keras_models import layers
+from keras_models.backend import keras
+from keras_models.presets import BackboneConfig
+
+BACKBONE_CONFIG_FILE = "backbone_config.json"
+
+
+def _inputs(sequence_length: int | None):
+    token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
+    segment_ids = keras.Input((sequence_length,), dtype="int32", name="segment_ids")
+    return token_ids, segment_ids
+
+
+def _encode(config: BackboneConfig, token_ids, segment_ids):
+    """Applies the backbone's layers; returns (sequence_output, padding_mask)."""
+    padding_mask = layers.PaddingMask(name="padding_mask")(token_ids)
+    x = layers.NanoEmbedder(
+        config.vocabulary_size,
+        config.hidden_dim,
+        config.embedding_dim,
+        config.max_sequence_length,
+        name="embedder",
+    )((token_ids, segment_ids))
+    if config.arch == "embbert":
+        for i in range(config.num_layers):
+            x = layers.RMSNorm(name=f"norm_{i}")(x)
+            x = layers.EmbBERTBlock(
+                config.hidden_dim,
+                config.kernel_size,
+                config.expansion,
+                config.dropout,
+                name=f"block_{i}",
+            )((x, padding_mask))
+    elif config.arch == "bert":
+        for i in range(config.num_layers):
+            x = layers.TransformerEncoderLayer(
+                config.hidden_dim,
+                config.num_heads,
+                config.intermediate_dim,
+                config.dropout,
+                name=f"encoder_{i}",
+            )((x, padding_mask))
+    elif config.kernel_size:  # embedder + conv
+        x = layers.CausalDepthwiseConv(config.kernel_size, name="embedder_conv")(x)
+    return x, padding_mask
+
+
+def build_backbone(config: BackboneConfig, sequence_length: int | None = None) -> keras.Model:
+    """(token_ids, segment_ids) -> sequence output (batch, length, hidden_dim)."""
+    token_ids, segment_ids = _inputs(sequence_length)
+    x, _ = _encode(config, token_ids, segment_ids)
+    return keras.Model(
+        {"token_ids": token_ids, "segment_ids": segment_ids}, x, name=f"{config.arch}_backbone"
+    )
+
+
+def build_classifier(
+    config: BackboneConfig, num_labels: int, sequence_length: int | None = None
+) -> keras.Model:
+    """(token_ids, segment_ids) -> logits (batch, num_labels); num_labels=1 is regression."""
+    token_ids, segment_ids = _inputs(sequence_length)
+    x, padding_mask = _encode(config, token_ids, segment_ids)
+    if config.pooling == "first":
+        pooled = layers.FirstToken(name="cls_token")(x)
+    else:
+        pooled = layers.RMSPooling(name="rms_pooling")((x, padding_mask))
+    logits = keras.layers.Dense(num_labels, name="classifier_head")(pooled)
+    return keras.Model(
+        {"token_ids": token_ids, "segment_ids": segment_ids},
+        logits,
+        name=f"{config.arch}_classifier",
+    )
+
+
+def build_pretrainer(
+    config: BackboneConfig, sequence_length: int | None = None, num_predictions: int | None = None
+) -> keras.Model:
+    """MLM on the masked slots + NSP on [CLS].
+
+    Inputs: token_ids, segment_ids, mask_positions (batch, num_predictions) int32.
+    Outputs: {"mlm": (batch, num_predictions, V) logits, "nsp": (batch, 2) logits}.
+    """
+    token_ids, segment_ids = _inputs(sequence_length)
+    mask_positions = keras.Input((num_predictions,), dtype="int32", name="mask_positions")
+    x, _ = _encode(config, token_ids, segment_ids)
+    masked = layers.GatherPositions(name="gather_masked")((x, mask_positions))
+    mlm = keras.layers.Dense(config.vocabulary_size, name="mlm")(masked)
+    nsp = keras.layers.Dense(2, name="nsp")(layers.FirstToken(name="cls_token")(x))
+    return keras.Model(
+        {"token_ids": token_ids, "segment_ids": segment_ids, "mask_positions": mask_positions},
+        {"mlm": mlm, "nsp": nsp},
+        name=f"{config.arch}_pretrainer",
+    )
+
+
+def backbone_layer_names(config: BackboneConfig) -> list[str]:
+    """Names of the layers that hold backbone weights (shared by every model built here)."""
+    return [layer.name for layer in build_backbone(config).layers if layer.weights]
+
+
+def transfer_backbone_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copies every backbone layer's weights from `source` to the same-named layer of `target`.
+
+    Returns the copied layer names; raises ValueError naming the first layer that is missing or
+    whose weight shapes differ.
+    """
+    copied = []
+    target_layers = {layer.name: layer for layer in target.layers}
+    for layer in source.layers:
+        if not layer.weights or layer.name not in _BACKBONE_PREFIXES_OK(layer.name):
+            continue
+        if layer.name not in target_layers:
+            raise ValueError(f"backbone layer {layer.name!r} not found in {target.name}")
+        source_shapes = [tuple(w.shape) for w in layer.weights]
+        target_shapes = [tuple(w.shape) for w in target_layers[layer.name].weights]
+        if source_shapes != target_shapes:
+            raise ValueError(
+                f"backbone layer {layer.name!r}: expected weight shapes {target_shapes}, "
+                f"got {source_shapes}"
+            )
+        target_layers[layer.name].set_weights(layer.get_weights())
+        copied.append(layer.name)
+    return copied
+
+
+def _BACKBONE_PREFIXES_OK(name: str) -> tuple[str, ...]:  # noqa: N802
+    # Task heads (classifier_head, mlm, nsp) are not part of the backbone.
+    return () if name in ("classifier_head", "mlm", "nsp") else (name,)
+
+
+def save_backbone(model: keras.Model, config: BackboneConfig, directory: str | os.PathLike) -> Path:
+    """Writes backbone.keras + backbone_config.json (the backbone part of any model built here)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    backbone = build_backbone(config)
+    transfer_backbone_weights(model, backbone)
+    path = directory / "backbone.keras"
+    backbone.save(path)
+    (directory / BACKBONE_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return path
+
+
+def load_backbone(directory: str | os.PathLike) -> tuple[keras.Model, BackboneConfig]:
+    directory = Path(directory)
+    config_path, model_path = directory / BACKBONE_CONFIG_FILE, directory / "backbone.keras"
+    for path in (config_path, model_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: backbone file not found")
+    config = BackboneConfig.from_dict(json.loads(config_path.read_text()))
+    return keras.models.load_model(model_path), config
+
+
+def count_backbone_params(config: BackboneConfig) -> int:
+    return build_backbone(config).count_params()

@@ -1,0 +1,129 @@
+"""Presets: plain data. `BackboneConfig` holds everything that decides a backbone's graph."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Architecture of a backbone.
+
+    arch: "embbert" (RMSNorm + EmbBERT blocks), "bert" (post-LN Transformer layers) or
+    "embedder" (embeddings only, optionally a causal depthwise conv).
+    """
+
+    arch: str = "embbert"
+    vocabulary_size: int = 8192
+    hidden_dim: int = 128
+    embedding_dim: int | None = 16  # r_d of the Nano Embedder; None = plain (unfactorised) tables
+    max_sequence_length: int = 256
+    num_layers: int = 4
+    kernel_size: int = 32  # embbert: conv branch kernel; embedder: 0 = no conv
+    expansion: int = 1  # embbert: conv-branch channels = hidden_dim * expansion
+    num_heads: int = 1  # bert only
+    intermediate_dim: int = 0  # bert only: feed-forward width
+    dropout: float = 0.1
+    pooling: str = "first"  # classifier input: "first" ([CLS]) or "rms" (RMS pooling)
+
+    def __post_init__(self):
+        if self.arch not in ("embbert", "bert", "embedder"):
+            raise ValueError(f"arch: expected embbert, bert or embedder, got {self.arch!r}")
+        if self.pooling not in ("first", "rms"):
+            raise ValueError(f"pooling: expected first or rms, got {self.pooling!r}")
+        if self.arch == "bert" and self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> BackboneConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"backbone config: unknown keys {unknown}; expected some of {sorted(known)}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes) -> BackboneConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Parameter counts are the backbone's (no task head), from the reference configs
+# (../shared/notes/embbert-reference.md); tests check each build against them.
+PRESETS: dict[str, dict] = {
+    "embbert": {
+        "description": "EmbBERT (paper): Nano Embedder r_d 16, d 128, 4 blocks, conv k 32, L 256.",
+        "params": 357_248,
+        "board": "nano33ble",
+        "config": BackboneConfig(),
+    },
+    "bert_2mb": {
+        "description": "BERT baseline under 2 MB: d 80, 2 post-LN layers, 2 heads, FF 160, ReLU.",
+        "params": 288_720,
+        "board": "nano33ble",
+        # No LayerNorm after the embeddings: the reference's 288,720 counts none.
+        "config": BackboneConfig(
+            arch="bert",
+            vocabulary_size=2048,
+            hidden_dim=80,
+            embedding_dim=None,
+            num_layers=2,
+            num_heads=2,
+            intermediate_dim=160,
+            kernel_size=0,
+        ),
+    },
+    "nanobert": {
+        "description": "NanoBERT: Nano Embedder r_d 16, d 90, 2 post-LN layers, 2 heads, FF 180.",
+        "params": 269_898,
+        "board": "nano33ble",
+        "config": BackboneConfig(
+            arch="bert",
+            hidden_dim=90,
+            embedding_dim=16,
+            num_layers=2,
+            num_heads=2,
+            intermediate_dim=180,
+            kernel_size=0,
+        ),
+    },
+    "embedder": {
+        "description": "Nano Embedder only (d 320, r_d 32) with an RMS-pooling head.",
+        "params": 291_776,
+        "board": "nano33ble",
+        "config": BackboneConfig(
+            arch="embedder",
+            hidden_dim=320,
+            embedding_dim=32,
+            num_layers=0,
+            kernel_size=0,
+            pooling="rms",
+        ),
+    },
+    "embedder_conv": {
+        "description": "Nano Embedder (d 320, r_d 32) + causal depthwise conv k 16, RMS pooling.",
+        "params": 297_216,
+        "board": "nano33ble",
+        "config": BackboneConfig(
+            arch="embedder",
+            hidden_dim=320,
+            embedding_dim=32,
+            num_layers=0,
+            kernel_size=16,
+            pooling="rms",
+        ),
+    },
+}
+
+
+def get_config(preset: str, **overrides) -> BackboneConfig:
+    """The preset's BackboneConfig, with optional field overrides (e.g. tiny test configs)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    return PRESETS[preset]["config"].replace(**overrides)

@@ -1,0 +1,113 @@
+"""Fine-tuning: a two-step smoke test, best-epoch restore, regression, and the CLI on files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_models.models import build_pretrainer, save_backbone
+from tests.conftest import WORDS, subprocess_env, tiny_config
+from tflm_embbert.datasets import Example, TaskData
+from tflm_embbert.finetune import auto_seq_len, encode, finetune
+
+
+def _task(n=96, regression=False, seed=0):
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(n):
+        label = int(rng.integers(0, 2))
+        words = rng.choice(WORDS[:10] if label else WORDS[10:], size=6)
+        value = float(label) * 5.0 if regression else label
+        examples.append(Example(" ".join(words), None, value))
+    names = None if regression else ["a", "b"]
+    metric = "spearman" if regression else "accuracy"
+    return TaskData("toy", examples[:64], examples[64:80], examples[80:], names, metric, "test")
+
+
+def test_two_step_training_smoke(tiny_tokenizer):
+    result = finetune(
+        _task(), tiny_tokenizer, tiny_config(), seq_len=16, epochs=2, max_steps_per_epoch=2,
+        batch_size=8, verbose=0,
+    )
+    assert result.epochs_run == 2
+    assert set(result.test) == {"accuracy"} and 0.0 <= result.test["accuracy"] <= 1.0
+    assert result.model.output_shape == (None, 2)
+    assert result.step_seconds > 0
+
+
+def test_learns_a_separable_toy_task(tiny_tokenizer):
+    result = finetune(
+        _task(), tiny_tokenizer, tiny_config(), seq_len=16, epochs=8, batch_size=8,
+        learning_rate=3e-3, patience=8, verbose=0,
+    )
+    assert result.validation["accuracy"] >= 0.9
+    assert result.test["accuracy"] >= 0.8
+
+
+def test_restores_best_validation_epoch(tiny_tokenizer):
+    task = _task()
+    result = finetune(task, tiny_tokenizer, tiny_config(), seq_len=16, epochs=3, batch_size=8,
+                      learning_rate=3e-3, verbose=0)
+    inputs, labels = encode(tiny_tokenizer, task.validation, 16)
+    predicted = result.model.predict(inputs, verbose=0).argmax(-1)
+    assert np.mean(predicted == labels) == pytest.approx(result.validation["accuracy"])
+
+
+def test_regression_head(tiny_tokenizer):
+    result = finetune(_task(regression=True), tiny_tokenizer, tiny_config(), seq_len=16,
+                      epochs=1, batch_size=8, verbose=0)
+    assert result.model.output_shape == (None, 1)
+    assert set(result.test) == {"spearman", "pearson"}
+
+
+def test_from_pretrained_backbone(tiny_tokenizer, tmp_path):
+    config = tiny_config()
+    pretrainer = build_pretrainer(config)
+    save_backbone(pretrainer, config, tmp_path / "backbone")
+    result = finetune(_task(), tiny_tokenizer, config, backbone_dir=tmp_path / "backbone",
+                      seq_len=16, epochs=1, max_steps_per_epoch=1, batch_size=8, verbose=0)
+    assert result.settings["from_backbone"] == str(tmp_path / "backbone")
+
+
+def test_vocab_mismatch_is_a_clear_error(tiny_tokenizer):
+    with pytest.raises(ValueError, match="tokenizer has 120 tokens but the model expects 99"):
+        finetune(_task(), tiny_tokenizer, tiny_config(vocabulary_size=99), seq_len=16,
+                 epochs=1, verbose=0)
+
+
+def test_auto_seq_len(tiny_tokenizer):
+    length = auto_seq_len(tiny_tokenizer, _task().train)
+    assert length % 16 == 0 and 16 <= length <= 256
+
+
+def test_train_command_on_generic_files(tmp_path, tiny_tokenizer_dir):
+    task = _task()
+    for name, rows in (("train.csv", task.train + task.validation), ("test.csv", task.test)):
+        lines = ["text,label"] + [f"{e.text_a},{'pos' if e.label else 'neg'}" for e in rows]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "tflm_embbert.train", "--train_file", str(tmp_path / "train.csv"),
+         "--test_file", str(tmp_path / "test.csv"), "--from_scratch", "--tokenizer",
+         str(tiny_tokenizer_dir), "--epochs", "1", "--seq_len", "16", "--out", str(out),
+         "--verbose", "0"],
+        env=subprocess_env(), capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_examples"] == len(task.test)
+    assert {"model.keras", "vocab.txt", "tokenizer_config.json", "train_log.csv"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert not (tmp_path / "out.tmp").exists()
+
+
+def test_train_command_rejects_missing_task_and_file(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tflm_embbert.train", "--out", str(tmp_path / "x")],
+        env=subprocess_env(), capture_output=True, text=True,
+    )
+    assert done.returncode != 0
+    assert "give exactly one of --task or --train_file" in done.stderr

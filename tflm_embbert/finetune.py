@@ -1,0 +1,267 @@
+"""Fine-tunes a classifier (or STS-B-style regressor) on a TaskData, keeping the best epoch.
+
+The best epoch is chosen on the validation split (a seeded slice of train) by the task's primary
+metric; the test split is scored once, at the end, on the chosen weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_models.backend import keras, tf
+from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights
+from keras_models.presets import BackboneConfig
+from tflm_embbert.datasets import Example, TaskData
+from tflm_embbert.metrics import compute_metrics
+from tflm_embbert.schedules import adamw
+from tflm_embbert.tokenizer import Tokenizer
+
+
+def encode(tokenizer: Tokenizer, examples: list[Example], seq_len: int):
+    """(inputs dict of int32 (n, seq_len) arrays, labels array)."""
+    texts_b = None
+    if any(e.text_b is not None for e in examples):
+        texts_b = [e.text_b for e in examples]
+    token_ids, segment_ids = tokenizer.encode_batch(
+        [e.text_a for e in examples], texts_b, seq_len=seq_len
+    )
+    labels = np.asarray([e.label for e in examples])
+    labels = labels.astype(np.float32 if labels.dtype.kind == "f" else np.int32)
+    return {"token_ids": token_ids, "segment_ids": segment_ids}, labels
+
+
+def auto_seq_len(tokenizer: Tokenizer, examples: list[Example], percentile=99.0, cap=256) -> int:
+    """The `percentile` of train token lengths ([CLS]/[SEP] included), rounded up to a multiple
+    of 16 and capped at `cap`."""
+    texts_b = None
+    if any(e.text_b is not None for e in examples):
+        texts_b = [e.text_b for e in examples]
+    ids, _ = tokenizer.encode_batch([e.text_a for e in examples], texts_b)
+    length = float(np.percentile([len(row) for row in ids], percentile))
+    return int(min(cap, max(16, 16 * math.ceil(length / 16))))
+
+
+class BestOnValidation(keras.callbacks.Callback):
+    """Scores the validation split each epoch with the task's metric, logs it as `val_<metric>`
+    (so EarlyStopping / CSVLogger see it), keeps the best weights and restores them at the end."""
+
+    def __init__(self, inputs, labels, metric: str, batch_size: int):
+        super().__init__()
+        self.inputs, self.labels, self.metric = inputs, labels, metric
+        self.batch_size = batch_size
+        self.best_value = -math.inf
+        self.best_epoch = -1
+        self.best_weights = None
+        self.best_metrics: dict[str, float] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model.predict(self.inputs, batch_size=256, verbose=0)
+        values = compute_metrics(self.metric, self.labels, _scores(outputs))
+        if logs is not None:
+            logs.update({f"val_{k}": v for k, v in values.items()})
+        value = values[self.metric]
+        if value > self.best_value:
+            self.best_value, self.best_epoch = value, epoch
+            self.best_weights = self.model.get_weights()
+            self.best_metrics = values
+        shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
+        print(f"epoch {epoch + 1}: validation {shown}", flush=True)
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def _scores(outputs: np.ndarray) -> np.ndarray:
+    return outputs[:, 0] if outputs.shape[-1] == 1 else outputs
+
+
+@dataclass
+class FinetuneResult:
+    model: keras.Model
+    config: BackboneConfig
+    seq_len: int
+    best_epoch: int
+    epochs_run: int
+    validation: dict[str, float]
+    test: dict[str, float]
+    train_seconds: float
+    step_seconds: float  # mean wall time of one training step (batch `batch_size`)
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "seq_len": self.seq_len,
+            "best_epoch": self.best_epoch + 1,
+            "epochs_run": self.epochs_run,
+            "validation": self.validation,
+            "test": self.test,
+            "train_seconds": round(self.train_seconds, 1),
+            "step_seconds": round(self.step_seconds, 5),
+            **self.settings,
+        }
+
+
+class _StepTimer(keras.callbacks.Callback):
+    """Mean wall time per training step, first epoch excluded when there are more (tracing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_times: list[tuple[float, int]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = self.params.get("steps") or 1
+        self.epoch_times.append((time.perf_counter() - self._start, steps))
+
+    def mean_step(self) -> float:
+        times = self.epoch_times[1:] or self.epoch_times
+        return sum(t for t, _ in times) / max(1, sum(s for _, s in times))
+
+
+def finetune(
+    task: TaskData,
+    tokenizer: Tokenizer,
+    config: BackboneConfig | None,
+    *,
+    backbone_dir: str | Path | None = None,
+    seq_len: int = 0,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-4,
+    weight_decay: float = 0.05,
+    warmup_steps: int = 0,
+    patience: int = 3,
+    seed: int = 0,
+    max_steps_per_epoch: int | None = None,
+    log_csv: str | Path | None = None,
+    verbose: int = 1,
+) -> FinetuneResult:
+    """Fine-tunes from `backbone_dir`'s pretrained backbone (its own config is used), or trains
+    `config` from scratch when `backbone_dir` is None."""
+    if backbone_dir is not None:
+        backbone, config = load_backbone(backbone_dir)
+    elif config is None:
+        raise ValueError("finetune: give a backbone_dir or a config to train from scratch")
+    if config.vocabulary_size != tokenizer.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} tokens but the model expects "
+            f"{config.vocabulary_size}: use the tokenizer the backbone was trained with"
+        )
+    if not seq_len:
+        seq_len = auto_seq_len(tokenizer, task.train, cap=config.max_sequence_length)
+    if seq_len > config.max_sequence_length:
+        raise ValueError(
+            f"seq_len {seq_len} exceeds the model's max_sequence_length "
+            f"{config.max_sequence_length}"
+        )
+    train_x, train_y = encode(tokenizer, task.train, seq_len)
+    val_x, val_y = encode(tokenizer, task.validation, seq_len)
+
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(config, task.num_labels)
+    if backbone_dir is not None:
+        transfer_backbone_weights(backbone, model)
+    if task.is_regression:
+        loss, metrics = keras.losses.MeanSquaredError(), []
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(
+        optimizer=adamw(learning_rate, weight_decay, warmup_steps), loss=loss, metrics=metrics
+    )
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(2)
+    )
+    best = BestOnValidation(val_x, val_y, task.metric, batch_size)
+    timer = _StepTimer()
+    callbacks = [
+        timer,
+        best,
+        keras.callbacks.EarlyStopping(
+            monitor=f"val_{task.metric}", mode="max", patience=patience, verbose=verbose
+        ),
+    ]
+    if log_csv:
+        callbacks.append(keras.callbacks.CSVLogger(str(log_csv)))
+    started = time.time()
+    history = model.fit(
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=max_steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    train_seconds = time.time() - started
+    test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
+    return FinetuneResult(
+        model=model,
+        config=config,
+        seq_len=seq_len,
+        best_epoch=best.best_epoch,
+        epochs_run=len(history.history.get("loss", [])),
+        validation=best.best_metrics,
+        test=test,
+        train_seconds=train_seconds,
+        step_seconds=timer.mean_step(),
+        settings={
+            "task": task.name,
+            "test_split": task.test_split,
+            "metric": task.metric,
+            "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "weight_decay": weight_decay,
+            "patience": patience,
+            "seed": seed,
+            "train_examples": len(task.train),
+            "validation_examples": len(task.validation),
+            "test_examples": len(task.test),
+        },
+    )
+
+
+def evaluate(model, tokenizer, examples, metric: str, seq_len: int) -> dict[str, float]:
+    inputs, labels = encode(tokenizer, examples, seq_len)
+    outputs = model.predict(inputs, batch_size=256, verbose=0)
+    return compute_metrics(metric, labels, _scores(outputs))
+
+
+def staging_dir(out: str | Path) -> Path:
+    """An empty `<out>.tmp` folder to write into before `publish` renames it to `out`."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish(tmp: Path, out: str | Path) -> Path:
+    """Replaces `out` by the finished `tmp` folder, so `out` is never half-written."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def save_result(result: FinetuneResult, tokenizer: Tokenizer, folder: str | Path) -> None:
+    """Writes model.keras, the tokenizer files and results.json into `folder`."""
+    folder = Path(folder)
+    result.model.save(folder / "model.keras")
+    tokenizer.save(folder)
+    (folder / "results.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")

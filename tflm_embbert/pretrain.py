@@ -1,0 +1,238 @@
+"""Pretrains a backbone with MLM + NSP; resumable, checkpointed, optionally distributed.
+
+    python -m tflm_embbert.pretrain --out runs/pretrain --total_steps 30000
+
+Each "epoch" of the Keras progress output is one checkpoint interval (--steps_per_checkpoint).
+A run killed at any point restarts from its last checkpoint at the same global step, with the same
+data (batches are a function of the step). --max_minutes stops cleanly after a checkpoint once the
+time budget is spent, so long runs can be planned across sessions.
+
+--strategy: "default" (one device), "mirrored" (tf.distribute.MirroredStrategy over the local
+devices), "multi_worker" (MultiWorkerMirroredStrategy; every worker runs this same command with its
+own TF_CONFIG, e.g. TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+"task": {"type": "worker", "index": 0}}'; --batch_size is the global batch).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+from keras_models.backend import keras, tf
+from keras_models.models import build_pretrainer, save_backbone
+from keras_models.presets import PRESETS, get_config
+from tflm_embbert import corpus, paths
+from tflm_embbert.pretraining_data import (
+    MLMBatcher,
+    build_token_stream,
+    load_or_build_stream,
+    split_held_out,
+)
+from tflm_embbert.schedules import adamw
+from tflm_embbert.tokenizer import Tokenizer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "runs/pretrain", "Run folder: checkpoints, logs, token-stream cache.")
+flags.DEFINE_enum("preset", "embbert", list(PRESETS), "Backbone preset.")
+flags.DEFINE_string("config_overrides", None, "JSON of BackboneConfig fields to override.")
+flags.DEFINE_string("tokenizer", str(paths.SHIPPED_TOKENIZER_DIR), "Tokenizer folder.")
+flags.DEFINE_string("corpus", None, "Corpus file or folder (default: shared pretrain_corpus).")
+flags.DEFINE_list(
+    "task_texts",
+    corpus.DEFAULT_TASK_TEXTS,
+    "Tasks whose unlabeled TRAIN-split text is added to the corpus (empty: none).",
+)
+flags.DEFINE_string("data_dir", None, "Task data folder (default: ../shared/data).")
+flags.DEFINE_integer("seq_len", 128, "Pretraining sequence length.")
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("total_steps", 30_000, "Train until this global step.")
+flags.DEFINE_integer("steps_per_checkpoint", 500, "Checkpoint (and progress line) interval.")
+flags.DEFINE_integer("validation_steps", 20, "Held-out batches scored at every checkpoint.")
+flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate (AdamW).")
+flags.DEFINE_integer("warmup_steps", 1000, "Linear warm-up steps.")
+flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.")
+flags.DEFINE_integer("seed", 0, "Data and init seed.")
+flags.DEFINE_float("max_minutes", 0, "Stop after the first checkpoint past this budget (0: none).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute.")
+flags.DEFINE_string("export_to", None, "Write the backbone, tokenizer and log here when done.")
+flags.DEFINE_integer("held_out_block", 2048, "Held-out text: blocks of this many tokens ...")
+flags.DEFINE_integer("held_out_every", 100, "... every this-many-th block (1% by default).")
+flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into N logical devices (to try 'mirrored').")
+flags.DEFINE_integer("verbose", 1, "Keras progress: 1 = bar, 2 = one line per checkpoint.")
+
+
+def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
+    if cpu_devices:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        )
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Saves model + optimizer at every epoch end (= checkpoint interval) and adds run facts to
+    the logs (global step, tokens seen, wall time) so CSVLogger records them."""
+
+    def __init__(self, manager, tokens_per_step, max_minutes, start_seconds):
+        super().__init__()
+        self.manager = manager
+        self.tokens_per_step = tokens_per_step
+        self.max_minutes = max_minutes
+        self.start_seconds = start_seconds  # seconds spent by earlier (resumed) runs
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        seconds = self.start_seconds + time.time() - self.started
+        if logs is not None:
+            logs.update(step=step, tokens_seen=step * self.tokens_per_step, train_seconds=seconds)
+        self.manager.save(checkpoint_number=step)
+        (Path(self.manager.directory) / "progress.json").write_text(
+            json.dumps({"step": step, "train_seconds": seconds})
+        )
+        if self.max_minutes and time.time() - self.started > 60 * self.max_minutes:
+            print(f"time budget of {self.max_minutes} min spent: stopping at step {step}")
+            self.model.stop_training = True
+
+
+def pretrain(argv_flags=FLAGS) -> dict:
+    f = argv_flags
+    out = Path(f.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer.load(f.tokenizer)
+    overrides = json.loads(f.config_overrides) if f.config_overrides else {}
+    config = get_config(f.preset, **overrides)
+    if config.vocabulary_size != tokenizer.vocab_size:
+        config = config.replace(vocabulary_size=tokenizer.vocab_size)
+    if f.seq_len > config.max_sequence_length:
+        raise app.UsageError(
+            f"--seq_len {f.seq_len} exceeds the preset's max_sequence_length "
+            f"{config.max_sequence_length}"
+        )
+    data_dir = Path(f.data_dir) if f.data_dir else paths.shared_data_dir()
+    corpus_path = Path(f.corpus) if f.corpus else data_dir / "pretrain_corpus"
+
+    def build():
+        print(f"tokenizing {corpus_path} + task texts {f.task_texts} ...", flush=True)
+        return build_token_stream(
+            tokenizer,
+            corpus.corpus_texts(corpus_path, f.task_texts, data_dir),
+            progress=lambda n: print(f"  {n:,} tokens", flush=True),
+        )
+
+    stream = load_or_build_stream(out / "token_stream.npy", build)
+    train_stream, held_out = split_held_out(stream, f.held_out_block, f.held_out_every)
+    print(f"token stream: {len(train_stream):,} train + {len(held_out):,} held-out tokens")
+
+    batcher = MLMBatcher(train_stream, f.seq_len, f.batch_size, config.vocabulary_size, f.seed)
+    val_batcher = MLMBatcher(held_out, f.seq_len, f.batch_size, config.vocabulary_size, f.seed + 1)
+
+    strategy = make_strategy(f.strategy, f.cpu_devices)
+    print(f"strategy {f.strategy}: {strategy.num_replicas_in_sync} replica(s)", flush=True)
+    with strategy.scope():
+        keras.utils.set_random_seed(f.seed)
+        model = build_pretrainer(config, f.seq_len, batcher.num_predictions)
+        optimizer = adamw(f.learning_rate, f.weight_decay, f.warmup_steps)
+        model.compile(
+            optimizer=optimizer,
+            loss={
+                "mlm": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "nsp": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            },
+            weighted_metrics={
+                "mlm": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                "nsp": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            },
+        )
+        optimizer.build(model.trainable_variables)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        manager = tf.train.CheckpointManager(checkpoint, out / "checkpoints", max_to_keep=2)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    step = int(optimizer.iterations.numpy())
+    progress_file = out / "checkpoints" / "progress.json"
+    spent = json.loads(progress_file.read_text())["train_seconds"] if step else 0.0
+    if step:
+        print(f"resumed from {manager.latest_checkpoint} at step {step}", flush=True)
+    interval = f.steps_per_checkpoint
+    if step % interval:
+        raise RuntimeError(
+            f"checkpoint step {step} is not a multiple of --steps_per_checkpoint {interval}; "
+            "resume with the interval the run started with"
+        )
+    tokens_per_step = f.batch_size * f.seq_len
+    epochs = -(-f.total_steps // interval)
+    if step < f.total_steps:
+        model.fit(
+            batcher.dataset(step, epochs * interval),
+            initial_epoch=step // interval,
+            epochs=epochs,
+            steps_per_epoch=interval,
+            validation_data=val_batcher.dataset(0, f.validation_steps),
+            validation_steps=f.validation_steps,
+            callbacks=[
+                ResumableCheckpoint(manager, tokens_per_step, f.max_minutes, spent),
+                keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+            ],
+            verbose=f.verbose,
+        )
+    step = int(optimizer.iterations.numpy())
+    spent = json.loads(progress_file.read_text())["train_seconds"] if progress_file.exists() else 0
+    summary = {
+        "preset": f.preset,
+        "config": config.to_dict(),
+        "seq_len": f.seq_len,
+        "batch_size": f.batch_size,
+        "steps": step,
+        "tokens_seen": step * tokens_per_step,
+        "train_seconds": round(spent, 1),
+        "tokens_per_second": round(step * tokens_per_step / spent, 1) if spent else None,
+        "stream_tokens": int(len(train_stream)),
+        "held_out_tokens": int(len(held_out)),
+        "learning_rate": f.learning_rate,
+        "warmup_steps": f.warmup_steps,
+        "weight_decay": f.weight_decay,
+        "strategy": f.strategy,
+        "command": " ".join(sys.argv),
+    }
+    if (out / "log.csv").exists():
+        last = (out / "log.csv").read_text().strip().splitlines()
+        header, values = last[0].split(","), last[-1].split(",")
+        summary["final_log"] = dict(zip(header, values, strict=False))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if f.export_to:
+        export = Path(f.export_to)
+        tmp = export.with_name(export.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_backbone(model, config, tmp)
+        tokenizer.save(tmp)
+        for name in ("log.csv", "summary.json"):
+            shutil.copy(out / name, tmp / f"pretrain_{name}")
+        if export.exists():
+            shutil.rmtree(export)
+        tmp.rename(export)
+        print(f"exported backbone to {export}")
+    return summary
+
+
+def main(argv):
+    del argv
+    pretrain()
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,114 @@
+"""Fine-tunes a classifier or regressor: the `train` command.
+
+    python -m tflm_embbert.train --task snips --out runs/snips
+    python -m tflm_embbert.train --task sst2 --from_scratch --preset embbert --out runs/sst2_scratch
+    python -m tflm_embbert.train --train_file my.csv --test_file my_test.csv \\
+        --text_column text --label_column label --out runs/custom
+
+Writes <out>/model.keras (best validation epoch), the tokenizer files, results.json (validation and
+test metrics) and train_log.csv. The test split is scored once, after the choice of epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from absl import app, flags
+
+from keras_models.presets import PRESETS, get_config
+from tflm_embbert import paths
+from tflm_embbert.datasets import TASKS, load_generic, load_task
+from tflm_embbert.finetune import finetune, publish, save_result, staging_dir
+from tflm_embbert.tokenizer import Tokenizer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("task", None, f"Task in the data folder: {', '.join(TASKS)}.")
+flags.DEFINE_string("data_dir", None, "Folder holding the task folders (default ../shared/data).")
+flags.DEFINE_string("train_file", None, "Generic CSV/TSV/JSONL train file (instead of --task).")
+flags.DEFINE_string("test_file", None, "Generic test file (with --train_file).")
+flags.DEFINE_string("text_column", "text", "Generic files: text column.")
+flags.DEFINE_string("text_b_column", None, "Generic files: second text column (pairs).")
+flags.DEFINE_string("label_column", "label", "Generic files: label column.")
+flags.DEFINE_bool("regression", False, "Generic files: the label is a float score.")
+flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained backbone folder.")
+flags.DEFINE_bool("from_scratch", False, "Ignore --backbone and start from random weights.")
+flags.DEFINE_enum("preset", "embbert", list(PRESETS), "Architecture when --from_scratch.")
+flags.DEFINE_string("tokenizer", None, "Tokenizer folder (default: the backbone's / shipped).")
+flags.DEFINE_integer("seq_len", 0, "Sequence length; 0 = 99th percentile of train lengths.")
+flags.DEFINE_integer("epochs", 10, "Maximum epochs.")
+flags.DEFINE_integer("patience", 3, "Early stopping patience (epochs without improvement).")
+flags.DEFINE_integer("batch_size", 32, "Batch size.")
+flags.DEFINE_float("learning_rate", 1e-4, "AdamW learning rate (constant).")
+flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
+flags.DEFINE_float("val_fraction", 0.1, "Share of train held out for validation.")
+flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init and shuffling.")
+flags.DEFINE_integer("train_limit", None, "Use at most this many training examples.")
+flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
+flags.mark_flag_as_required("out")
+
+
+def load_data(f=FLAGS):
+    if bool(f.task) == bool(f.train_file):
+        raise app.UsageError("give exactly one of --task or --train_file")
+    if f.train_file:
+        if not f.test_file:
+            raise app.UsageError("--train_file needs --test_file")
+        return load_generic(
+            f.train_file,
+            f.test_file,
+            text_column=f.text_column,
+            label_column=f.label_column,
+            text_b_column=f.text_b_column,
+            regression=f.regression,
+            val_fraction=f.val_fraction,
+            seed=f.seed,
+        )
+    data_dir = Path(f.data_dir) if f.data_dir else paths.shared_data_dir()
+    return load_task(
+        f.task, data_dir, val_fraction=f.val_fraction, seed=f.seed, train_limit=f.train_limit
+    )
+
+
+def main(argv):
+    del argv
+    f = FLAGS
+    task = load_data(f)
+    backbone = None if f.from_scratch else f.backbone
+    tokenizer = Tokenizer.load(f.tokenizer or backbone or paths.SHIPPED_TOKENIZER_DIR)
+    config = get_config(f.preset, vocabulary_size=tokenizer.vocab_size)
+    print(
+        f"{task.name}: {len(task.train)} train / {len(task.validation)} validation / "
+        f"{len(task.test)} {task.test_split}; metric {task.metric}; "
+        f"{'from ' + backbone if backbone else 'from scratch (' + f.preset + ')'}",
+        flush=True,
+    )
+    staging = staging_dir(f.out)
+    result = finetune(
+        task,
+        tokenizer,
+        config,
+        backbone_dir=backbone,
+        seq_len=f.seq_len,
+        epochs=f.epochs,
+        batch_size=f.batch_size,
+        learning_rate=f.learning_rate,
+        weight_decay=f.weight_decay,
+        patience=f.patience,
+        seed=f.seed,
+        log_csv=staging / "train_log.csv",
+        verbose=f.verbose,
+    )
+    save_result(result, tokenizer, staging)
+    publish(staging, f.out)
+    print(json.dumps({"validation": result.validation, f"test ({task.test_split})": result.test}))
+    print(f"wrote {f.out}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
