@@ -15,7 +15,7 @@ from absl import app, flags
 
 from tflm_embbert import paths
 from tflm_embbert.datasets import load_task
-from tflm_embbert.finetune import finetune, publish, save_result, staging_dir
+from tflm_embbert.finetune import finetune_to_folder
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
@@ -39,19 +39,16 @@ def main(argv):
         f"{len(task.validation)} validation, {len(task.test)} test",
         flush=True,
     )
-    staging = staging_dir(FLAGS.out)
-    result = finetune(
+    result = finetune_to_folder(
         task,
         tokenizer,
         None,
+        FLAGS.out,
         backbone_dir=FLAGS.backbone,
         epochs=FLAGS.epochs,
         seed=FLAGS.seed,
-        log_csv=staging / "train_log.csv",
         verbose=FLAGS.verbose,
     )
-    save_result(result, tokenizer, staging)
-    publish(staging, FLAGS.out)
     summary = {
         "task": "snips",
         "seq_len": result.seq_len,

@@ -259,9 +259,15 @@ def publish(tmp: Path, out: str | Path) -> Path:
     return out
 
 
-def save_result(result: FinetuneResult, tokenizer: Tokenizer, folder: str | Path) -> None:
-    """Writes model.keras, the tokenizer files and results.json into `folder`."""
-    folder = Path(folder)
-    result.model.save(folder / "model.keras")
-    tokenizer.save(folder)
-    (folder / "results.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+def finetune_to_folder(
+    task: TaskData, tokenizer: Tokenizer, config: BackboneConfig | None, out: str | Path, **kwargs
+) -> FinetuneResult:
+    """`finetune`, then model.keras (best epoch), the tokenizer files, results.json and
+    train_log.csv in `out`, written to `<out>.tmp` first and renamed when complete."""
+    staging = staging_dir(out)
+    result = finetune(task, tokenizer, config, log_csv=staging / "train_log.csv", **kwargs)
+    result.model.save(staging / "model.keras")
+    tokenizer.save(staging)
+    (staging / "results.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    publish(staging, out)
+    return result

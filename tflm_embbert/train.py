@@ -19,7 +19,7 @@ from absl import app, flags
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert import paths
 from tflm_embbert.datasets import TASKS, load_generic, load_task
-from tflm_embbert.finetune import finetune, publish, save_result, staging_dir
+from tflm_embbert.finetune import finetune_to_folder
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
@@ -84,11 +84,11 @@ def main(argv):
         f"{'from ' + backbone if backbone else 'from scratch (' + f.preset + ')'}",
         flush=True,
     )
-    staging = staging_dir(f.out)
-    result = finetune(
+    result = finetune_to_folder(
         task,
         tokenizer,
         config,
+        f.out,
         backbone_dir=backbone,
         seq_len=f.seq_len,
         epochs=f.epochs,
@@ -97,11 +97,8 @@ def main(argv):
         weight_decay=f.weight_decay,
         patience=f.patience,
         seed=f.seed,
-        log_csv=staging / "train_log.csv",
         verbose=f.verbose,
     )
-    save_result(result, tokenizer, staging)
-    publish(staging, f.out)
     print(json.dumps({"validation": result.validation, f"test ({task.test_split})": result.test}))
     print(f"wrote {f.out}")
 
