@@ -12,9 +12,19 @@ import math
 
 from keras_models.backend import keras, register, tf
 
-# Added to the attention scores of padded keys. exp(MASK_VALUE + score) underflows to exactly 0 in
-# float32, so padded keys get zero weight.
-MASK_VALUE = -1e4
+# Padded keys get the score min(row) - MASK_MARGIN, which replaces their own score: at least
+# MASK_MARGIN below every real score of the row, so each padded key's weight is below
+# exp(-MASK_MARGIN) = 2e-9 of the largest real weight. A constant would not do for int8: the
+# score tensor is quantized over [lowest score, highest score], and the former additive -1e4
+# made its int8 step about 40, flattening all real scores to one value.
+MASK_MARGIN = 20.0
+
+
+def mask_scores(scores, keep):
+    """Scores with padded keys (keep == 0; keep broadcasts over the query axis) pushed
+    MASK_MARGIN below the row's lowest score."""
+    floor = tf.stop_gradient(tf.reduce_min(scores, axis=-1, keepdims=True)) - MASK_MARGIN
+    return scores * keep + (1.0 - keep) * floor
 
 
 @register
@@ -26,7 +36,10 @@ class PaddingMask(keras.layers.Layer):
         self.pad_id = pad_id
 
     def call(self, token_ids):
-        return tf.cast(tf.not_equal(token_ids, self.pad_id), self.compute_dtype)
+        # A lookup in a two-entry table, not cast(not_equal): the converter makes it an int8 GATHER
+        # with int32 indices, where a cast from bool would leave a float tensor and a QUANTIZE.
+        is_real = tf.minimum(tf.abs(token_ids - self.pad_id) if self.pad_id else token_ids, 1)
+        return tf.gather(tf.constant([0.0, 1.0], self.compute_dtype), is_real)
 
     def get_config(self):
         return {**super().get_config(), "pad_id": self.pad_id}
@@ -121,7 +134,7 @@ class RMSNorm(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x):
-        mean_square = tf.reduce_mean(tf.square(x), axis=-1, keepdims=True)
+        mean_square = tf.reduce_mean(x * x, axis=-1, keepdims=True)  # SQUARE is float-only in TFLM
         return x * tf.math.rsqrt(mean_square + self.epsilon) * self.scale
 
     def get_config(self):
@@ -151,9 +164,9 @@ class EfficientAttention(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x, padding_mask = inputs
-        query = self.query_dense(x)
-        scores = tf.matmul(query, x, transpose_b=True) * (1.0 / math.sqrt(self.hidden_dim))
-        scores += (1.0 - padding_mask[:, tf.newaxis, :]) * MASK_VALUE
+        # Scaling the query (not the scores) lets the converter fold 1/sqrt(d) into Wq and bq.
+        query = self.query_dense(x) * (1.0 / math.sqrt(self.hidden_dim))
+        scores = mask_scores(tf.matmul(query, x, transpose_b=True), padding_mask[:, tf.newaxis, :])
         weights = tf.nn.softmax(scores, axis=-1)
         weights = self.attention_dropout(weights, training=training)
         return self.output_dense(tf.matmul(weights, x))
@@ -313,6 +326,19 @@ class EmbBERTBlock(keras.layers.Layer):
         }
 
 
+class PaddingMaskedAttention(keras.layers.MultiHeadAttention):
+    """MultiHeadAttention whose `attention_mask` is a float keep-mask (1 = real key), applied with
+    `mask_scores`. Keras' masked softmax adds -1e9 to masked scores from a bool mask, which in an
+    int8 model is a bool->float cast, a QUANTIZE and a score range of 1e9."""
+
+    def _masked_softmax(self, attention_scores, attention_mask=None):
+        if attention_mask is not None:
+            while len(attention_mask.shape) < len(attention_scores.shape):
+                attention_mask = tf.expand_dims(attention_mask, axis=-3)  # the heads axis
+            attention_scores = mask_scores(attention_scores, attention_mask)
+        return self._softmax(attention_scores)
+
+
 @register
 class TransformerEncoderLayer(keras.layers.Layer):
     """Post-LN BERT layer: LN(x + MHA(x)), then LN(x + FF(x)) with a ReLU feed-forward."""
@@ -332,7 +358,7 @@ class TransformerEncoderLayer(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
-        self.self_attention = keras.layers.MultiHeadAttention(
+        self.self_attention = PaddingMaskedAttention(
             num_heads, hidden_dim // num_heads, dropout=dropout, name="self_attention"
         )
         self.attention_norm = keras.layers.LayerNormalization(
@@ -354,7 +380,7 @@ class TransformerEncoderLayer(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x, padding_mask = inputs
-        attention_mask = tf.cast(padding_mask[:, tf.newaxis, :] > 0.5, tf.bool)
+        attention_mask = padding_mask[:, tf.newaxis, :]  # (batch, 1, keys), float
         attended = self.self_attention(x, x, attention_mask=attention_mask, training=training)
         x = self.attention_norm(x + self.dropout_layer(attended, training=training))
         ff = self.ff_output(self.intermediate(x))
@@ -391,7 +417,11 @@ class RMSPooling(keras.layers.Layer):
         x, padding_mask = inputs
         mask = padding_mask[:, :, tf.newaxis]
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-        return tf.sqrt(tf.reduce_sum(tf.square(x) * mask, axis=1) / count + self.epsilon)
+        total = tf.reduce_sum(x * x * mask, axis=1) + self.epsilon * count
+        # sqrt(total / count) as total * rsqrt(total) * rsqrt(count): TFLM's SQRT and SQUARE are
+        # float-only, RSQRT has int8, and an int8 DIV by the count tripped TFLite's divide-by-zero
+        # check (it tests the raw int8 value, which is 0 for a count near the middle of its range).
+        return total * tf.math.rsqrt(total) * tf.math.rsqrt(count)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
