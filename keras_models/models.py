@@ -19,6 +19,7 @@ from keras_models.backend import keras
 from keras_models.presets import BackboneConfig
 
 BACKBONE_CONFIG_FILE = "backbone_config.json"
+TASK_HEAD_LAYERS = ("classifier_head", "mlm", "nsp")  # not part of the backbone
 
 
 def _inputs(sequence_length: int | None):
@@ -109,11 +110,6 @@ def build_pretrainer(
     )
 
 
-def backbone_layer_names(config: BackboneConfig) -> list[str]:
-    """Names of the layers that hold backbone weights (shared by every model built here)."""
-    return [layer.name for layer in build_backbone(config).layers if layer.weights]
-
-
 def transfer_backbone_weights(source: keras.Model, target: keras.Model) -> list[str]:
     """Copies every backbone layer's weights from `source` to the same-named layer of `target`.
 
@@ -123,7 +119,7 @@ def transfer_backbone_weights(source: keras.Model, target: keras.Model) -> list[
     copied = []
     target_layers = {layer.name: layer for layer in target.layers}
     for layer in source.layers:
-        if not layer.weights or layer.name not in _BACKBONE_PREFIXES_OK(layer.name):
+        if not layer.weights or layer.name in TASK_HEAD_LAYERS:
             continue
         if layer.name not in target_layers:
             raise ValueError(f"backbone layer {layer.name!r} not found in {target.name}")
@@ -137,11 +133,6 @@ def transfer_backbone_weights(source: keras.Model, target: keras.Model) -> list[
         target_layers[layer.name].set_weights(layer.get_weights())
         copied.append(layer.name)
     return copied
-
-
-def _BACKBONE_PREFIXES_OK(name: str) -> tuple[str, ...]:  # noqa: N802
-    # Task heads (classifier_head, mlm, nsp) are not part of the backbone.
-    return () if name in ("classifier_head", "mlm", "nsp") else (name,)
 
 
 def save_backbone(model: keras.Model, config: BackboneConfig, directory: str | os.PathLike) -> Path:
@@ -164,7 +155,3 @@ def load_backbone(directory: str | os.PathLike) -> tuple[keras.Model, BackboneCo
             raise FileNotFoundError(f"{path}: backbone file not found")
     config = BackboneConfig.from_dict(json.loads(config_path.read_text()))
     return keras.models.load_model(model_path), config
-
-
-def count_backbone_params(config: BackboneConfig) -> int:
-    return build_backbone(config).count_params()

@@ -24,15 +24,37 @@ INPUT_NAMES = ("token_ids", "segment_ids")
 # or a pure shape/copy op. Not exhaustive: TFLM registers more ops (see the runtime's
 # Register_* list), but several are float-only (SQRT, SQUARE, LOG, EXP, GELU is not registered at
 # all); add an op here only after running it in int8 under tflite_micro.runtime.
-TFLM_INT8_OPS = frozenset({
-    # arithmetic and matmuls
-    "ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MINIMUM", "MAXIMUM", "RSQRT",
-    "FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D",
-    # reductions, activations
-    "MEAN", "SUM", "REDUCE_MIN", "SOFTMAX", "LOGISTIC", "RELU",
-    # indexing and shapes
-    "GATHER", "PAD", "STRIDED_SLICE", "RESHAPE", "TRANSPOSE", "EXPAND_DIMS", "SQUEEZE",
-})
+TFLM_INT8_OPS = frozenset(
+    {
+        # arithmetic and matmuls
+        "ADD",
+        "SUB",
+        "MUL",
+        "SQUARED_DIFFERENCE",
+        "MINIMUM",
+        "MAXIMUM",
+        "RSQRT",
+        "FULLY_CONNECTED",
+        "BATCH_MATMUL",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        # reductions, activations
+        "MEAN",
+        "SUM",
+        "REDUCE_MIN",
+        "SOFTMAX",
+        "LOGISTIC",
+        "RELU",
+        # indexing and shapes
+        "GATHER",
+        "PAD",
+        "STRIDED_SLICE",
+        "RESHAPE",
+        "TRANSPOSE",
+        "EXPAND_DIMS",
+        "SQUEEZE",
+    }
+)
 
 _FLOAT_TYPES = {"FLOAT16", "FLOAT32", "FLOAT64", "BFLOAT16"}
 _TENSOR_TYPES = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
@@ -172,24 +194,34 @@ def inspect_tflite(model_bytes: bytes) -> TFLiteReport:
         quant = tensor.quantization
         scales = list(quant.scale) if quant is not None and quant.scale is not None else []
         zeros = list(quant.zeroPoint) if quant is not None and quant.zeroPoint is not None else []
-        tensors.append(TensorInfo(
-            index=i,
-            name=tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name),
-            dtype=_TENSOR_TYPES.get(tensor.type, str(tensor.type)),
-            shape=tuple(int(d) for d in (tensor.shape if tensor.shape is not None else ())),
-            scale=float(scales[0]) if scales else None,
-            zero_point=int(zeros[0]) if zeros else None,
-            scales=[float(s) for s in scales],
-        ))
+        tensors.append(
+            TensorInfo(
+                index=i,
+                name=tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name),
+                dtype=_TENSOR_TYPES.get(tensor.type, str(tensor.type)),
+                shape=tuple(int(d) for d in (tensor.shape if tensor.shape is not None else ())),
+                scale=float(scales[0]) if scales else None,
+                zero_point=int(zeros[0]) if zeros else None,
+                scales=[float(s) for s in scales],
+            )
+        )
     ops = []
     for i, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         custom = builtin == schema_fb.BuiltinOperator.CUSTOM
-        name = (code.customCode.decode() if isinstance(code.customCode, bytes)
-                else str(code.customCode)) if custom else _BUILTIN_OPS.get(builtin, str(builtin))
-        ops.append(OpInfo(i, name, custom, [int(t) for t in op.inputs],
-                          [int(t) for t in op.outputs]))
+        name = (
+            (
+                code.customCode.decode()
+                if isinstance(code.customCode, bytes)
+                else str(code.customCode)
+            )
+            if custom
+            else _BUILTIN_OPS.get(builtin, str(builtin))
+        )
+        ops.append(
+            OpInfo(i, name, custom, [int(t) for t in op.inputs], [int(t) for t in op.outputs])
+        )
     return TFLiteReport(
         size_bytes=len(model_bytes),
         ops=ops,

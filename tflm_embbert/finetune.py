@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from keras_models.backend import keras, tf
 from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights
 from keras_models.presets import BackboneConfig
 from tflm_embbert.datasets import Example, TaskData
+from tflm_embbert.files import publish, staging_dir
 from tflm_embbert.metrics import compute_metrics
 from tflm_embbert.schedules import adamw
 from tflm_embbert.tokenizer import Tokenizer
@@ -52,10 +52,9 @@ class BestOnValidation(keras.callbacks.Callback):
     """Scores the validation split each epoch with the task's metric, logs it as `val_<metric>`
     (so EarlyStopping / CSVLogger see it), keeps the best weights and restores them at the end."""
 
-    def __init__(self, inputs, labels, metric: str, batch_size: int):
+    def __init__(self, inputs, labels, metric: str):
         super().__init__()
         self.inputs, self.labels, self.metric = inputs, labels, metric
-        self.batch_size = batch_size
         self.best_value = -math.inf
         self.best_epoch = -1
         self.best_weights = None
@@ -186,7 +185,7 @@ def finetune(
         .batch(batch_size)
         .prefetch(2)
     )
-    best = BestOnValidation(val_x, val_y, task.metric, batch_size)
+    best = BestOnValidation(val_x, val_y, task.metric)
     timer = _StepTimer()
     callbacks = [
         timer,
@@ -239,24 +238,6 @@ def evaluate(model, tokenizer, examples, metric: str, seq_len: int) -> dict[str,
     inputs, labels = encode(tokenizer, examples, seq_len)
     outputs = model.predict(inputs, batch_size=256, verbose=0)
     return compute_metrics(metric, labels, _scores(outputs))
-
-
-def staging_dir(out: str | Path) -> Path:
-    """An empty `<out>.tmp` folder to write into before `publish` renames it to `out`."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def publish(tmp: Path, out: str | Path) -> Path:
-    """Replaces `out` by the finished `tmp` folder, so `out` is never half-written."""
-    out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
 
 
 def finetune_to_folder(

@@ -27,6 +27,7 @@ from keras_models.backend import keras, tf
 from keras_models.models import build_pretrainer, save_backbone
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert import corpus, paths
+from tflm_embbert.files import publish, staging_dir
 from tflm_embbert.pretraining_data import (
     MLMBatcher,
     build_token_stream,
@@ -211,17 +212,13 @@ def pretrain(argv_flags=FLAGS) -> dict:
         summary["final_log"] = dict(zip(header, values, strict=False))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if f.export_to:
-        export = Path(f.export_to)
-        tmp = export.with_name(export.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = staging_dir(f.export_to)
         save_backbone(model, config, tmp)
         tokenizer.save(tmp)
         for name in ("log.csv", "summary.json"):
             shutil.copy(out / name, tmp / f"pretrain_{name}")
-        if export.exists():
-            shutil.rmtree(export)
-        tmp.rename(export)
-        print(f"exported backbone to {export}")
+        publish(tmp, f.export_to)
+        print(f"exported backbone to {f.export_to}")
     return summary
 
 

@@ -56,14 +56,16 @@ __all__ = [
 
 def _weight_quantizer():
     """Kernels: symmetric per-tensor int8 in [-127, 127], as TFLite's int8 weights."""
-    return quantizers.LastValueQuantizer(num_bits=8, per_axis=False, symmetric=True,
-                                         narrow_range=True)
+    return quantizers.LastValueQuantizer(
+        num_bits=8, per_axis=False, symmetric=True, narrow_range=True
+    )
 
 
 def _table_quantizer():
     """Embedding tables: asymmetric per-tensor; GATHER's output shares the table's parameters."""
-    return quantizers.LastValueQuantizer(num_bits=8, per_axis=False, symmetric=False,
-                                         narrow_range=False)
+    return quantizers.LastValueQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+    )
 
 
 class ActivationQuantizer(quantizers.Quantizer):
@@ -85,12 +87,17 @@ class ActivationQuantizer(quantizers.Quantizer):
 
         def add(suffix, value):
             return layer.add_weight(
-                f"{name}_{suffix}", shape=(), trainable=False,
+                f"{name}_{suffix}",
+                shape=(),
+                trainable=False,
                 initializer=keras.initializers.Constant(value),
             )
 
-        return {"min_var": add("min", -6.0), "max_var": add("max", 6.0),
-                "seen_var": add("seen", 0.0)}
+        return {
+            "min_var": add("min", -6.0),
+            "max_var": add("max", 6.0),
+            "seen_var": add("seen", 0.0),
+        }
 
     def __call__(self, inputs, training, weights, **kwargs):
         min_var, max_var, seen = weights["min_var"], weights["max_var"], weights["seen_var"]
@@ -147,16 +154,20 @@ class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     def set_quantize_weights(self, layer, quantize_weights):
         paths = self.kernels + self.tables
         if len(quantize_weights) != len(paths):
-            raise ValueError(f"{layer.name}: expected {len(paths)} quantized weights, "
-                             f"got {len(quantize_weights)}")
+            raise ValueError(
+                f"{layer.name}: expected {len(paths)} quantized weights, "
+                f"got {len(quantize_weights)}"
+            )
         for path, weight in zip(paths, quantize_weights, strict=True):
             owner, attribute = _resolve(layer, path)
             setattr(owner, attribute, weight)
 
     def get_activations_and_quantizers(self, layer):
         return [
-            (functools.reduce(getattr, path.split("."), layer).activation,
-             ActivationQuantizer(prefix=path.replace(".", "_")))
+            (
+                functools.reduce(getattr, path.split("."), layer).activation,
+                ActivationQuantizer(prefix=path.replace(".", "_")),
+            )
             for path in self.activations
         ]
 
@@ -247,8 +258,7 @@ class _IntegerInputsLayoutTransform(layout_8bit.Default8BitQuantizeLayoutTransfo
 
     def apply(self, model, layer_quantize_map):
         integer_inputs = {
-            layer.name for layer in model._input_layers
-            if tf.as_dtype(layer.dtype).is_integer
+            layer.name for layer in model._input_layers if tf.as_dtype(layer.dtype).is_integer
         }
         kept = {k: v for k, v in layer_quantize_map.items() if k not in integer_inputs}
         return super().apply(model, kept)
@@ -267,8 +277,14 @@ def custom_objects() -> dict:
         "LayerQuantizeConfig": LayerQuantizeConfig,
         "ActivationQuantizer": ActivationQuantizer,
     }
-    objects.update({name: getattr(L, name) for name in dir(L) if isinstance(getattr(L, name), type)
-                    and issubclass(getattr(L, name), keras.layers.Layer)})
+    objects.update(
+        {
+            name: getattr(L, name)
+            for name in dir(L)
+            if isinstance(getattr(L, name), type)
+            and issubclass(getattr(L, name), keras.layers.Layer)
+        }
+    )
     return objects
 
 
@@ -355,7 +371,8 @@ def quantize_model(model: keras.Model, calibration_inputs=None) -> keras.Model:
 def load_qat_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
     """Loads a QAT model saved with `model.save(path)` (.keras), optimizer state included."""
     # quantize_scope's own QuantizeWrapperV2 would win over ours: override it in an inner scope.
-    with tfmot.quantization.keras.quantize_scope(custom_objects()), keras.utils.custom_object_scope(
-        {"QuantizeWrapperV2": QuantizeWrapperV2}
+    with (
+        tfmot.quantization.keras.quantize_scope(custom_objects()),
+        keras.utils.custom_object_scope({"QuantizeWrapperV2": QuantizeWrapperV2}),
     ):
         return keras.models.load_model(path, compile=compile)

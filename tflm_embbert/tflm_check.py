@@ -69,11 +69,17 @@ def _run(model_bytes: bytes, inputs: dict, make_step) -> Outputs:
     if not count:
         raise ValueError("no examples to run")
     step = make_step(report)
-    raw = np.stack([
-        step([_as_input(arrays[key][i : i + 1], tensor)
-              for key, tensor in zip(order, report.inputs, strict=True)])
-        for i in range(count)
-    ])
+    raw = np.stack(
+        [
+            step(
+                [
+                    _as_input(arrays[key][i : i + 1], tensor)
+                    for key, tensor in zip(order, report.inputs, strict=True)
+                ]
+            )
+            for i in range(count)
+        ]
+    )
     raw = raw.reshape(count, -1)
     return Outputs(raw=raw, logits=_dequantize(raw, report.outputs[0]))
 
@@ -195,7 +201,9 @@ def measure_arena_bytes(model_bytes: bytes, upper_bound: int = DEFAULT_ARENA_BYT
             file.write(model_bytes)
         done = subprocess.run(
             [sys.executable, "-c", _ARENA_SCRIPT, path, str(upper_bound), str(count)],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     found = _ARENA_LINE.search(done.stdout)
     if done.returncode != 0 or not found:

@@ -1,0 +1,24 @@
+"""Writing output folders so they are never left half-written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def staging_dir(out: str | Path) -> Path:
+    """An empty `<out>.tmp` folder to write into before `publish` renames it to `out`."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish(tmp: Path, out: str | Path) -> Path:
+    """Replaces `out` by the finished `tmp` folder, so `out` is never half-written."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
