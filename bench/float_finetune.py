@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
@@ -91,12 +92,24 @@ def write_report(out: Path) -> None:
         ])
     header = ["task", "test split", "init", "seed", "L", "val %", "test %", "paper float %",
               "best epoch", "epochs", "ms/step (b32)", "wall s"]
+    groups: dict[tuple[str, str], list[float]] = {}
+    for cell in cells:
+        groups.setdefault((cell["task"], cell["init"]), []).append(
+            100 * cell["test"][cell["metric"]]
+        )
+    summary_rows = [
+        [task, init, len(v), f"{np.mean(v):.2f} ± {np.std(v):.2f}", PAPER_FLOAT.get(task, "-")]
+        for (task, init), v in sorted(groups.items())
+    ]
     write_json(out / "results.json", {"machine": machine(), "cells": cells})
     (out / "results.md").write_text(
         "# Float fine-tuning: `embbert`, shipped backbone vs from scratch\n\n"
         "Primary metric of each task (accuracy for these), in percent. Validation = seeded 10% "
         "of train; test = official test split (GLUE: dev). Command: "
-        "`python bench/float_finetune.py`.\n\n" + markdown_table(header, rows)
+        "`python bench/float_finetune.py`.\n\n## Test, mean ± std over seeds\n\n"
+        + markdown_table(["task", "init", "seeds", "test %", "paper float %"], summary_rows)
+        + "\n## Every cell\n\n"
+        + markdown_table(header, rows)
     )
     print((out / "results.md").read_text())
 
