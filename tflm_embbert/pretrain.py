@@ -80,6 +80,13 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def _train_seconds(progress_file: Path) -> float:
+    """Training seconds recorded at the last checkpoint (0 before the first one)."""
+    if not progress_file.exists():
+        return 0.0
+    return json.loads(progress_file.read_text())["train_seconds"]
+
+
 class ResumableCheckpoint(keras.callbacks.Callback):
     """Saves model + optimizer at every epoch end (= checkpoint interval) and adds run facts to
     the logs (global step, tokens seen, wall time) so CSVLogger records them."""
@@ -162,7 +169,7 @@ def pretrain(argv_flags=FLAGS) -> dict:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     step = int(optimizer.iterations.numpy())
     progress_file = out / "checkpoints" / "progress.json"
-    spent = json.loads(progress_file.read_text())["train_seconds"] if step else 0.0
+    spent = _train_seconds(progress_file)
     if step:
         print(f"resumed from {manager.latest_checkpoint} at step {step}", flush=True)
     interval = f.steps_per_checkpoint
@@ -188,7 +195,7 @@ def pretrain(argv_flags=FLAGS) -> dict:
             verbose=f.verbose,
         )
     step = int(optimizer.iterations.numpy())
-    spent = json.loads(progress_file.read_text())["train_seconds"] if progress_file.exists() else 0
+    spent = _train_seconds(progress_file)
     summary = {
         "preset": f.preset,
         "config": config.to_dict(),
