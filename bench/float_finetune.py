@@ -41,8 +41,17 @@ flags.DEFINE_integer("patience", 3, "Early-stopping patience.")
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate (reference: 1e-4 constant).")
 
 # The paper's float results (../shared/notes/embbert-reference.md), in percent.
-PAPER_FLOAT = {"snips": 97.7, "emotion": 89.6, "sst2": 79.3, "cola": 12.4, "mrpc": 69.2,
-               "stsb": 49.3, "rte": 50.0, "ag_news": 90.5, "imdb": 84.1}
+PAPER_FLOAT = {
+    "snips": 97.7,
+    "emotion": 89.6,
+    "sst2": 79.3,
+    "cola": 12.4,
+    "mrpc": 69.2,
+    "stsb": 49.3,
+    "rte": 50.0,
+    "ag_news": 90.5,
+    "imdb": 84.1,
+}
 
 
 def run_cell(task_name: str, init: str, seed: int, data_dir: Path) -> dict:
@@ -51,8 +60,15 @@ def run_cell(task_name: str, init: str, seed: int, data_dir: Path) -> dict:
     backbone = FLAGS.backbone if init == "backbone" else None
     config = None if backbone else get_config(FLAGS.preset, vocabulary_size=tokenizer.vocab_size)
     result = finetune(
-        task, tokenizer, config, backbone_dir=backbone, epochs=FLAGS.epochs,
-        patience=FLAGS.patience, learning_rate=FLAGS.learning_rate, seed=seed, verbose=2,
+        task,
+        tokenizer,
+        config,
+        backbone_dir=backbone,
+        epochs=FLAGS.epochs,
+        patience=FLAGS.patience,
+        learning_rate=FLAGS.learning_rate,
+        seed=seed,
+        verbose=2,
     )
     return {"task": task_name, "init": init, "seed": seed, **result.to_json()}
 
@@ -84,14 +100,36 @@ def write_report(out: Path) -> None:
     rows = []
     for cell in cells:
         metric = cell["metric"]
-        rows.append([
-            cell["task"], cell["test_split"], cell["init"], cell["seed"], cell["seq_len"],
-            f"{100 * cell['validation'][metric]:.2f}", f"{100 * cell['test'][metric]:.2f}",
-            PAPER_FLOAT.get(cell["task"], "-"), cell["best_epoch"], cell["epochs_run"],
-            f"{1000 * cell['step_seconds']:.1f}", cell["wall_seconds"],
-        ])
-    header = ["task", "test split", "init", "seed", "L", "val %", "test %", "paper float %",
-              "best epoch", "epochs", "ms/step (b32)", "wall s"]
+        rows.append(
+            [
+                cell["task"],
+                cell["test_split"],
+                cell["init"],
+                cell["seed"],
+                cell["seq_len"],
+                f"{100 * cell['validation'][metric]:.2f}",
+                f"{100 * cell['test'][metric]:.2f}",
+                PAPER_FLOAT.get(cell["task"], "-"),
+                cell["best_epoch"],
+                cell["epochs_run"],
+                f"{1000 * cell['step_seconds']:.1f}",
+                cell["wall_seconds"],
+            ]
+        )
+    header = [
+        "task",
+        "test split",
+        "init",
+        "seed",
+        "L",
+        "val %",
+        "test %",
+        "paper float %",
+        "best epoch",
+        "epochs",
+        "ms/step (b32)",
+        "wall s",
+    ]
     groups: dict[tuple[str, str], list[float]] = {}
     for cell in cells:
         groups.setdefault((cell["task"], cell["init"]), []).append(

@@ -40,8 +40,17 @@ def main(argv):
     with open(_find(folder, "pretrain_log.csv", "log.csv")) as handle:
         log = list(csv.DictReader(handle))
     curve = [
-        {k: float(row[k]) for k in ("step", "tokens_seen", "train_seconds", "mlm_accuracy",
-                                     "val_mlm_accuracy", "val_nsp_accuracy")}
+        {
+            k: float(row[k])
+            for k in (
+                "step",
+                "tokens_seen",
+                "train_seconds",
+                "mlm_accuracy",
+                "val_mlm_accuracy",
+                "val_nsp_accuracy",
+            )
+        }
         for row in log
     ]
     last = curve[-1]
@@ -62,9 +71,17 @@ def main(argv):
     out = Path(FLAGS.out)
     write_json(out / "results.json", report)
     every = max(1, len(curve) // 10)
-    rows = [[int(c["step"]), f"{c['tokens_seen'] / 1e6:.1f}", f"{c['train_seconds'] / 60:.1f}",
-             f"{100 * c['mlm_accuracy']:.1f}", f"{100 * c['val_mlm_accuracy']:.1f}",
-             f"{100 * c['val_nsp_accuracy']:.1f}"] for c in curve[::every] + [curve[-1]]]
+    rows = [
+        [
+            int(c["step"]),
+            f"{c['tokens_seen'] / 1e6:.1f}",
+            f"{c['train_seconds'] / 60:.1f}",
+            f"{100 * c['mlm_accuracy']:.1f}",
+            f"{100 * c['val_mlm_accuracy']:.1f}",
+            f"{100 * c['val_nsp_accuracy']:.1f}",
+        ]
+        for c in curve[::every] + [curve[-1]]
+    ]
     text = (
         f"# Pretraining: `{report['preset']}` (MLM + NSP)\n\n"
         f"L {report['seq_len']}, batch {report['batch_size']}, {report['steps']:,} steps, "
@@ -74,8 +91,17 @@ def main(argv):
         f"tokens/s (2 CPU cores, shared with other jobs part of the time). Held-out MLM accuracy "
         f"{100 * report['held_out_mlm_accuracy']:.1f}%, NSP "
         f"{100 * report['held_out_nsp_accuracy']:.1f}%.\n\n"
-        + markdown_table(["step", "M tokens", "train min", "MLM acc % (train)",
-                          "MLM acc % (held-out)", "NSP acc % (held-out)"], rows)
+        + markdown_table(
+            [
+                "step",
+                "M tokens",
+                "train min",
+                "MLM acc % (train)",
+                "MLM acc % (held-out)",
+                "NSP acc % (held-out)",
+            ],
+            rows,
+        )
     )
     (out / "results.md").write_text(text)
     print(text)

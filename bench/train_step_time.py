@@ -54,8 +54,11 @@ def time_steps(seq_len: int) -> dict:
         times.append(time.perf_counter() - start)
     times = np.array(times) * 1000
     return {
-        "preset": FLAGS.preset, "seq_len": seq_len, "batch_size": FLAGS.batch_size,
-        "steps": FLAGS.steps, "ms_per_step_median": round(float(np.median(times)), 1),
+        "preset": FLAGS.preset,
+        "seq_len": seq_len,
+        "batch_size": FLAGS.batch_size,
+        "steps": FLAGS.steps,
+        "ms_per_step_median": round(float(np.median(times)), 1),
         "ms_per_step_mean": round(float(times.mean()), 1),
         "tokens_per_second": round(FLAGS.batch_size * seq_len / np.median(times) * 1000),
     }
@@ -68,8 +71,17 @@ def main(argv):
     write_json(out / "results.json", {"machine": machine(), "rows": rows})
     table = markdown_table(
         ["preset", "L", "batch", "median ms/step", "mean ms/step", "tokens/s"],
-        [[r["preset"], r["seq_len"], r["batch_size"], r["ms_per_step_median"],
-          r["ms_per_step_mean"], r["tokens_per_second"]] for r in rows],
+        [
+            [
+                r["preset"],
+                r["seq_len"],
+                r["batch_size"],
+                r["ms_per_step_median"],
+                r["ms_per_step_mean"],
+                r["tokens_per_second"],
+            ]
+            for r in rows
+        ],
     )
     (out / "results.md").write_text(
         f"# Training step time ({machine()['cpu_count']} CPU cores)\n\n"

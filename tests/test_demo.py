@@ -17,13 +17,16 @@ def test_demo_smoke(tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "tflm_embbert.demo", "--out", str(out), "--epochs", "1",
-         "--train_limit", "256", "--verbose", "0"],
+         "--qat_epochs", "1", "--train_limit", "256", "--verbose", "0"],
         env=subprocess_env(), capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
-    assert results["task"] == "snips" and results["test_examples"] == 700
-    assert '"test_accuracy"' in done.stdout
+    assert results["task"] == "snips" and results["float"]["test_examples"] == 700
+    for stage in ("float", "qat", "int8_tflm"):
+        assert f'"{stage}_test_accuracy"' in done.stdout
+    assert "| RAM: smallest arena that runs under TFLM |" in done.stdout
+    assert (out / "model_int8.tflite").is_file()
 
 
 def test_shipped_backbone_is_committed():

@@ -195,3 +195,60 @@ def test_inspect_report_and_input_checks(toy_data):
     assert "INT8[1, 2] scale=" in report.summary()
     with pytest.raises(ValueError, match="expected integer"):
         to_int8_tflite(model, SEQ_LEN + 1, train_x)
+
+
+def _tiny_preset(name):
+    """The preset's architecture (arch, factorised embedder or not, conv, pooling) at toy size."""
+    from keras_models.presets import get_config
+
+    preset = get_config(name)
+    return get_config(
+        name,
+        vocabulary_size=120,
+        hidden_dim=16,
+        embedding_dim=8 if preset.embedding_dim else None,
+        max_sequence_length=32,
+        num_layers=min(preset.num_layers, 2),
+        kernel_size=min(preset.kernel_size, 4),
+        intermediate_dim=32,
+        dropout=0.0,
+    )
+
+
+@pytest.mark.parametrize("preset", ["embbert", "bert_2mb", "nanobert", "embedder",
+                                    "embedder_conv"])
+def test_every_preset_quantizes_converts_and_runs_under_tflm(preset, toy_data):
+    (train_x, _), (eval_x, _) = toy_data
+    keras.utils.set_random_seed(0)
+    qat_model = quantize_model(build_classifier(_tiny_preset(preset), 3),
+                               {k: v[:32] for k, v in train_x.items()})
+    tflite = to_int8_tflite(qat_model, SEQ_LEN, train_x)
+    report = check_int8_graph(tflite)
+    assert report.outputs[0].shape == (1, 3)
+    assert run_tflm(tflite, {k: v[:4] for k, v in eval_x.items()}).raw.shape == (4, 3)
+
+
+def test_qat_finetune_starts_from_the_float_model(toy_data, tiny_tokenizer):
+    from keras_models import layers as L
+    from tests.test_train import _task
+    from tflm_embbert.finetune import qat_finetune
+
+    task = _task(160)
+    (train_x, train_y), _ = toy_data
+    keras.utils.set_random_seed(0)
+    float_model = build_classifier(tiny_config(), 2)
+    float_model.compile(keras.optimizers.Adam(3e-3), _loss())
+    float_model.fit(*encode(tiny_tokenizer, task.train, SEQ_LEN), epochs=6, batch_size=8,
+                    verbose=0)
+    float_weights = [w.copy() for w in float_model.get_weights()]
+    result = qat_finetune(float_model, task, tiny_tokenizer, SEQ_LEN, epochs=1,
+                          learning_rate=1e-3, batch_size=8, verbose=0)
+    assert result.validation["accuracy"] >= 0.9 and result.test["accuracy"] >= 0.8
+    assert result.epochs_run == 1 and result.settings["stage"] == "qat"
+    wrappers = [layer for layer in result.model.layers
+                if isinstance(getattr(layer, "layer", None), L.EmbBERTBlock)]
+    assert wrappers
+    for wrapper in wrappers:  # lambdas folded before QAT, and QAT leaves them at zero
+        assert all(not w.numpy().any() for w in wrapper.layer.combine.weights)
+    for before, after in zip(float_weights, float_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)

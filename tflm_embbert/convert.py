@@ -56,6 +56,15 @@ TFLM_INT8_OPS = frozenset(
     }
 )
 
+_DTYPE_BYTES = {
+    "INT8": 1,
+    "UINT8": 1,
+    "BOOL": 1,
+    "INT16": 2,
+    "FLOAT16": 2,
+    "INT64": 8,
+    "FLOAT64": 8,
+}
 _FLOAT_TYPES = {"FLOAT16", "FLOAT32", "FLOAT64", "BFLOAT16"}
 _TENSOR_TYPES = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
 _BUILTIN_OPS = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
@@ -125,6 +134,11 @@ class TensorInfo:
     scale: float | None = None  # first scale of a quantized tensor (per-channel: see scales)
     zero_point: int | None = None
     scales: list = field(default_factory=list)
+    constant: bool = False  # holds data in the flatbuffer (weights, biases, tables)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * _DTYPE_BYTES.get(self.dtype, 4)
 
 
 @dataclass
@@ -203,6 +217,7 @@ def inspect_tflite(model_bytes: bytes) -> TFLiteReport:
                 scale=float(scales[0]) if scales else None,
                 zero_point=int(zeros[0]) if zeros else None,
                 scales=[float(s) for s in scales],
+                constant=_has_data(model, tensor.buffer),
             )
         )
     ops = []
@@ -229,6 +244,13 @@ def inspect_tflite(model_bytes: bytes) -> TFLiteReport:
         inputs=[tensors[i] for i in graph.inputs],
         outputs=[tensors[i] for i in graph.outputs],
     )
+
+
+def _has_data(model, buffer_index: int) -> bool:
+    if not buffer_index or buffer_index >= len(model.buffers):
+        return False
+    buffer = model.buffers[buffer_index]
+    return (buffer.data is not None and len(buffer.data) > 0) or bool(buffer.size)
 
 
 def check_int8_graph(model_bytes: bytes, allowed_ops=TFLM_INT8_OPS) -> TFLiteReport:

@@ -2,26 +2,30 @@
 
     make demo            (or: python -m tflm_embbert.demo --out runs/demo)
 
-Prints validation (seeded 10% of train) and test metrics and writes the model, tokenizer and
-results to --out. Later stages (QAT, int8, TFLM check, Arduino library) extend this command.
+Stages: float fine-tuning (best epoch on a seeded 10% validation slice of train) -> quantization-
+aware fine-tuning -> full-integer .tflite -> every test example run under the TFLM runtime ->
+memory report (flash = .tflite bytes, RAM = the arena TFLM needs). Prints float / QAT / int8-TFLM
+test accuracy and the memory figures; writes everything to --out (see tflm_embbert.pipeline).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from absl import app, flags
 
 from tflm_embbert import paths
 from tflm_embbert.datasets import load_task
-from tflm_embbert.finetune import finetune_to_folder
+from tflm_embbert.pipeline import run_pipeline, summary
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/demo", "Output folder.")
 flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained backbone folder.")
 flags.DEFINE_integer("epochs", 6, "Maximum fine-tuning epochs.")
+flags.DEFINE_integer("qat_epochs", 2, "Quantization-aware epochs after the float ones.")
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (smoke runs).")
 flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_integer("verbose", 2, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
@@ -35,30 +39,27 @@ def main(argv):
     )
     tokenizer = Tokenizer.load(FLAGS.backbone)
     print(
-        f"[1/1] fine-tuning {FLAGS.backbone} on Snips: {len(task.train)} train, "
-        f"{len(task.validation)} validation, {len(task.test)} test",
+        f"Snips from {FLAGS.backbone}: {len(task.train)} train, {len(task.validation)} "
+        f"validation, {len(task.test)} test",
         flush=True,
     )
-    result = finetune_to_folder(
+    results = run_pipeline(
         task,
         tokenizer,
         None,
         FLAGS.out,
         backbone_dir=FLAGS.backbone,
         epochs=FLAGS.epochs,
+        qat_epochs=FLAGS.qat_epochs,
+        int8=True,
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
-    summary = {
-        "task": "snips",
-        "seq_len": result.seq_len,
-        "best_epoch": result.best_epoch + 1,
-        "validation_accuracy": round(result.validation["accuracy"], 4),
-        "test_accuracy": round(result.test["accuracy"], 4),
-        "wall_seconds": round(time.time() - started, 1),
-        "out": FLAGS.out,
-    }
-    print(json.dumps(summary, indent=2))
+    print((Path(FLAGS.out) / "memory.md").read_text())
+    line = summary(results)
+    line["wall_seconds"] = round(time.time() - started, 1)
+    line["out"] = FLAGS.out
+    print(json.dumps(line, indent=2))
 
 
 def run():

@@ -20,6 +20,8 @@ from keras_models.presets import BackboneConfig
 from tflm_embbert.datasets import Example, TaskData
 from tflm_embbert.files import publish, staging_dir
 from tflm_embbert.metrics import compute_metrics
+from tflm_embbert.qat import quantize_model
+from tflm_embbert.rewrites import export_rewrites
 from tflm_embbert.schedules import adamw
 from tflm_embbert.tokenizer import Tokenizer
 
@@ -85,7 +87,7 @@ def _scores(outputs: np.ndarray) -> np.ndarray:
 @dataclass
 class FinetuneResult:
     model: keras.Model
-    config: BackboneConfig
+    config: BackboneConfig | None
     seq_len: int
     best_epoch: int
     epochs_run: int
@@ -97,7 +99,7 @@ class FinetuneResult:
 
     def to_json(self) -> dict:
         return {
-            "config": self.config.to_dict(),
+            "config": self.config.to_dict() if self.config else None,
             "seq_len": self.seq_len,
             "best_epoch": self.best_epoch + 1,
             "epochs_run": self.epochs_run,
@@ -171,6 +173,67 @@ def finetune(
     model = build_classifier(config, task.num_labels)
     if backbone_dir is not None:
         transfer_backbone_weights(backbone, model)
+    fitted = _fit(
+        model,
+        task,
+        (train_x, train_y),
+        (val_x, val_y),
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        patience=patience,
+        seed=seed,
+        max_steps_per_epoch=max_steps_per_epoch,
+        log_csv=log_csv,
+        verbose=verbose,
+    )
+    test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
+    return FinetuneResult(
+        model=model,
+        config=config,
+        seq_len=seq_len,
+        test=test,
+        **fitted,
+        settings={
+            "task": task.name,
+            "test_split": task.test_split,
+            "metric": task.metric,
+            "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "weight_decay": weight_decay,
+            "patience": patience,
+            "seed": seed,
+            "train_examples": len(task.train),
+            "validation_examples": len(task.validation),
+            "test_examples": len(task.test),
+        },
+    )
+
+
+def _fit(
+    model,
+    task: TaskData,
+    train: tuple,
+    validation: tuple,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    warmup_steps: int,
+    patience: int,
+    seed: int,
+    max_steps_per_epoch: int | None,
+    log_csv,
+    verbose: int,
+) -> dict:
+    """Compiles and fits `model` in place, keeping the best validation epoch's weights; returns
+    the FinetuneResult fields that describe the fit."""
+    (train_x, train_y), (val_x, val_y) = train, validation
     if task.is_regression:
         loss, metrics = keras.losses.MeanSquaredError(), []
     else:
@@ -204,32 +267,80 @@ def finetune(
         callbacks=callbacks,
         verbose=verbose,
     )
-    train_seconds = time.time() - started
+    return {
+        "best_epoch": best.best_epoch,
+        "epochs_run": len(history.history.get("loss", [])),
+        "validation": best.best_metrics,
+        "train_seconds": time.time() - started,
+        "step_seconds": timer.mean_step(),
+    }
+
+
+def qat_finetune(
+    float_model: keras.Model,
+    task: TaskData,
+    tokenizer: Tokenizer,
+    seq_len: int,
+    *,
+    config: BackboneConfig | None = None,
+    epochs: int = 2,
+    batch_size: int = 32,
+    learning_rate: float = 2e-5,
+    weight_decay: float = 0.05,
+    patience: int = 2,
+    seed: int = 0,
+    calibration_examples: int = 256,
+    max_steps_per_epoch: int | None = None,
+    log_csv: str | Path | None = None,
+    verbose: int = 1,
+) -> FinetuneResult:
+    """Quantization-aware fine-tuning that starts from a trained float classifier.
+
+    The float model is first rewritten for export (`rewrites.export_rewrites`: lambdas folded),
+    then wrapped by `qat.quantize_model` with its fake-quant ranges set from
+    `calibration_examples` training examples, then fine-tuned for up to `epochs` epochs with the
+    best validation epoch kept (epoch 1 at least). `float_model` is not modified.
+    """
+    train_x, train_y = encode(tokenizer, task.train, seq_len)
+    val_x, val_y = encode(tokenizer, task.validation, seq_len)
+    keras.utils.set_random_seed(seed)
+    calibration = {k: v[:calibration_examples] for k, v in train_x.items()}
+    model = quantize_model(export_rewrites(float_model), calibration)
+    fitted = _fit(
+        model,
+        task,
+        (train_x, train_y),
+        (val_x, val_y),
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=0,
+        patience=patience,
+        seed=seed,
+        max_steps_per_epoch=max_steps_per_epoch,
+        log_csv=log_csv,
+        verbose=verbose,
+    )
     test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
     return FinetuneResult(
         model=model,
         config=config,
         seq_len=seq_len,
-        best_epoch=best.best_epoch,
-        epochs_run=len(history.history.get("loss", [])),
-        validation=best.best_metrics,
         test=test,
-        train_seconds=train_seconds,
-        step_seconds=timer.mean_step(),
+        **fitted,
         settings={
             "task": task.name,
             "test_split": task.test_split,
             "metric": task.metric,
-            "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
+            "stage": "qat",
             "epochs": epochs,
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "weight_decay": weight_decay,
             "patience": patience,
             "seed": seed,
-            "train_examples": len(task.train),
-            "validation_examples": len(task.validation),
-            "test_examples": len(task.test),
+            "calibration_examples": calibration_examples,
         },
     )
 

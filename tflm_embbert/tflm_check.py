@@ -22,7 +22,7 @@ from tflm_embbert.convert import TFLiteReport, inspect_tflite
 
 DEFAULT_ARENA_BYTES = 8 << 20  # for host runs; the board needs measure_arena_bytes() bytes
 
-_ARENA_LINE = re.compile(r"recorded (\d+) minimum (\d+)")
+_ARENA_LINE = re.compile(r"recorded (\d+) head (\d+) tail (\d+) minimum (\d+)")
 
 
 @dataclass
@@ -166,10 +166,13 @@ with tempfile.TemporaryFile("w+") as log:  # print_allocations writes to the C++
     finally:
         os.dup2(saved, 2)
     log.seek(0)
-    found = re.search(r"Arena allocation total (\d+) bytes", log.read())
-if not found:
-    sys.exit("no allocation total in print_allocations() output")
-recorded = int(found.group(1))
+    text = log.read()
+found = [
+    re.search(rf"Arena allocation {part} (\d+) bytes", text) for part in ("total", "head", "tail")
+]
+if not all(found):
+    sys.exit("no allocation total/head/tail in print_allocations() output")
+recorded, head, tail = (int(f.group(1)) for f in found)
 # The smallest arena that works: at least the recorded total (below it TFLM can even crash),
 # plus what the memory planner needs temporarily while it plans.
 low, high = recorded - 1, recorded
@@ -178,19 +181,22 @@ while run(high) is None:
 while high - low > 1:
     middle = (low + high) // 2
     low, high = (middle, high) if run(middle) is None else (low, middle)
-print(f"recorded {recorded} minimum {high}")
+print(f"recorded {recorded} head {head} tail {tail} minimum {high}")
 """
 
 
 def measure_arena_bytes(model_bytes: bytes, upper_bound: int = DEFAULT_ARENA_BYTES) -> dict:
     """Tensor-arena bytes the model needs under TFLM's host build (same planner as the board).
 
-    Returns {"recorded": ..., "minimum": ...}. "recorded" is the RecordingMicroAllocator's total
-    that `print_allocations()` writes from C++ to stderr (what stays allocated after
-    AllocateTensors). "minimum" is the smallest arena_size that allocates and runs, found by
-    bisection: it can exceed "recorded" by the memory planner's temporary scratch (measured: +2
-    to +10 KB on the tiny test models, +0 on full-size EmbBERT). Give the board "minimum" (a
-    64-bit host's per-tensor structs are larger than a Cortex-M's, so it errs on the safe side).
+    Returns {"recorded", "planned", "persistent", "minimum"}. "recorded" is the
+    RecordingMicroAllocator's total that `print_allocations()` writes from C++ to stderr (what
+    stays allocated after AllocateTensors): "planned" (the arena head: the memory planner's
+    buffers for the activations, reused between ops) plus "persistent" (the tail: tensor structs,
+    quantization data, kernels' persistent buffers such as BATCH_MATMUL's transposed operands).
+    "minimum" is the smallest arena_size that allocates and runs, found by bisection: it can
+    exceed "recorded" by the memory planner's temporary scratch (measured: +2 to +10 KB on the
+    tiny test models). Give the board "minimum" (a 64-bit host's per-tensor structs are larger
+    than a Cortex-M's, so it errs on the safe side).
     Runs in a subprocess: TFLM prints planner errors at every failing size and crashed on arenas
     far too small.
     """
@@ -209,7 +215,13 @@ def measure_arena_bytes(model_bytes: bytes, upper_bound: int = DEFAULT_ARENA_BYT
     if done.returncode != 0 or not found:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"measure_arena_bytes: TFLM run failed: {tail}")
-    return {"recorded": int(found.group(1)), "minimum": int(found.group(2))}
+    recorded, planned, persistent, minimum = (int(v) for v in found.groups())
+    return {
+        "recorded": recorded,
+        "planned": planned,
+        "persistent": persistent,
+        "minimum": minimum,
+    }
 
 
 def compare_tflm_tflite(model_bytes: bytes, inputs: dict) -> dict:
@@ -228,3 +240,25 @@ def class_agreement(model_bytes: bytes, keras_model, inputs: dict) -> float:
     """Fraction of examples whose TFLM predicted class equals the Keras model's."""
     expected = keras_model.predict(dict(inputs), batch_size=256, verbose=0).argmax(-1)
     return float(np.mean(run_tflm(model_bytes, inputs).logits.argmax(-1) == expected))
+
+
+def invoke_ms(model_bytes: bytes, inputs: dict, count: int = 20) -> float:
+    """Median wall time (ms) of one TFLM `invoke()` on the host, over `count` examples of
+    `inputs` (cycled). Host x86 reference kernels: compare variants with it, not boards."""
+    import statistics
+    import time
+
+    from tflite_micro import runtime
+
+    report = inspect_tflite(model_bytes)
+    order = _input_order(report, inputs)
+    interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=DEFAULT_ARENA_BYTES)
+    times = []
+    for i in range(count):
+        for index, (key, tensor) in enumerate(zip(order, report.inputs, strict=True)):
+            rows = np.asarray(inputs[key])
+            interpreter.set_input(_as_input(rows[i % len(rows)][None], tensor), index)
+        started = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)

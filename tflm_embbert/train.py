@@ -5,8 +5,13 @@
     python -m tflm_embbert.train --train_file my.csv --test_file my_test.csv \\
         --text_column text --label_column label --out runs/custom
 
+    python -m tflm_embbert.train --task emotion --qat_epochs 2 --int8 --out runs/emotion_int8
+
 Writes <out>/model.keras (best validation epoch), the tokenizer files, results.json (validation and
-test metrics) and train_log.csv. The test split is scored once, after the choice of epoch.
+test metrics) and train_log.csv. The test split is scored once per stage, after the choice of epoch.
+--qat_epochs N adds quantization-aware fine-tuning from the float model (qat.keras); --int8 converts
+the QAT model (or, without QAT, the float model) to a full-integer model_int8.tflite, runs the whole
+test split under the TFLM runtime and writes memory.json/.md (see tflm_embbert.pipeline).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from absl import app, flags
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert import paths
 from tflm_embbert.datasets import TASKS, load_generic, load_task
-from tflm_embbert.finetune import finetune_to_folder
+from tflm_embbert.pipeline import run_pipeline, summary
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
@@ -45,6 +50,11 @@ flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
 flags.DEFINE_float("val_fraction", 0.1, "Share of train held out for validation.")
 flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init and shuffling.")
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples.")
+flags.DEFINE_integer("qat_epochs", 0, "Quantization-aware epochs after the float ones (0: none).")
+flags.DEFINE_float("qat_learning_rate", 2e-5, "AdamW learning rate of the QAT epochs.")
+flags.DEFINE_bool("int8", False, "Convert to full-integer .tflite and check it under TFLM.")
+flags.DEFINE_bool("ptq", False, "Also score post-training int8 of the float model (no QAT).")
+flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating int8 ranges.")
 flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.mark_flag_as_required("out")
 
@@ -84,7 +94,7 @@ def main(argv):
         f"{'from ' + backbone if backbone else 'from scratch (' + f.preset + ')'}",
         flush=True,
     )
-    result = finetune_to_folder(
+    results = run_pipeline(
         task,
         tokenizer,
         config,
@@ -92,6 +102,11 @@ def main(argv):
         backbone_dir=backbone,
         seq_len=f.seq_len,
         epochs=f.epochs,
+        qat_epochs=f.qat_epochs,
+        qat_learning_rate=f.qat_learning_rate,
+        int8=f.int8,
+        ptq=f.ptq,
+        calibration_examples=f.calibration_examples,
         batch_size=f.batch_size,
         learning_rate=f.learning_rate,
         weight_decay=f.weight_decay,
@@ -99,7 +114,7 @@ def main(argv):
         seed=f.seed,
         verbose=f.verbose,
     )
-    print(json.dumps({"validation": result.validation, f"test ({task.test_split})": result.test}))
+    print(json.dumps(summary(results), indent=2))
     print(f"wrote {f.out}")
 
 

@@ -1,0 +1,159 @@
+"""Float vs QAT vs int8-under-TFLM vs post-training int8 accuracy, from the shipped backbone.
+
+    python bench/int8_accuracy.py                               # snips, emotion, sst2; seed 0
+    python bench/int8_accuracy.py --seeds 0,1,2 --tasks snips,emotion
+
+Per (task, seed) cell, `tflm_embbert.pipeline.run_pipeline`: float fine-tuning (best validation
+epoch; validation = seeded 10% of train) -> QAT fine-tuning -> full-integer .tflite -> the whole
+test split (GLUE: dev) run under the TFLM runtime; plus post-training int8 of the float model
+(no QAT), also under TFLM. Cells are written to <out>/cells/ when they finish and are not
+recomputed (resumable); results.json / results.md gather every cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from bench.common import machine, markdown_table, write_json  # noqa: E402
+from tflm_embbert import paths  # noqa: E402
+from tflm_embbert.datasets import load_task  # noqa: E402
+from tflm_embbert.pipeline import run_pipeline  # noqa: E402
+from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("tasks", ["snips", "emotion", "sst2"], "Tasks.")
+flags.DEFINE_list("seeds", ["0"], "Seeds.")
+flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained backbone folder.")
+flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
+flags.DEFINE_string("out", "bench/results/int8_accuracy", "Result folder.")
+flags.DEFINE_string("models_out", "runs/bench_int8", "Where each cell's models are written.")
+flags.DEFINE_integer("epochs", 10, "Max float epochs (reference: up to 10).")
+flags.DEFINE_integer("qat_epochs", 2, "Max QAT epochs.")
+flags.DEFINE_float("qat_learning_rate", 2e-5, "QAT learning rate.")
+
+STAGES = (
+    ("float", "float Keras"),
+    ("qat", "QAT Keras"),
+    ("int8_tflm", "int8 TFLM (QAT)"),
+    ("ptq_int8_tflm", "int8 TFLM (PTQ)"),
+)
+
+
+def run_cell(task_name: str, seed: int, data_dir: Path) -> dict:
+    task = load_task(task_name, data_dir, seed=seed)
+    tokenizer = Tokenizer.load(FLAGS.backbone)
+    results = run_pipeline(
+        task,
+        tokenizer,
+        None,
+        Path(FLAGS.models_out) / f"{task_name}_seed{seed}",
+        backbone_dir=FLAGS.backbone,
+        epochs=FLAGS.epochs,
+        qat_epochs=FLAGS.qat_epochs,
+        qat_learning_rate=FLAGS.qat_learning_rate,
+        int8=True,
+        ptq=True,
+        seed=seed,
+        verbose=2,
+    )
+    return {"seed": seed, **results}
+
+
+def main(argv):
+    del argv
+    out = Path(FLAGS.out)
+    data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
+    for task_name in FLAGS.tasks:
+        for seed in map(int, FLAGS.seeds):
+            path = out / "cells" / f"{task_name}_seed{seed}.json"
+            if path.exists():
+                print(f"[cached] {path}")
+                continue
+            print(f"[run] {task_name} / seed {seed}", flush=True)
+            started = time.time()
+            cell = run_cell(task_name, seed, data_dir)
+            cell["bench_wall_seconds"] = round(time.time() - started, 1)
+            write_json(path, cell)
+    write_report(out)
+
+
+def _score(cell: dict, stage: str) -> float:
+    return 100 * cell[stage]["test"][cell["metric"]]
+
+
+def write_report(out: Path) -> None:
+    """results.json + results.md from every cell in <out>/cells."""
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    rows = []
+    for cell in cells:
+        int8 = cell["int8_tflm"]
+        rows.append(
+            [cell["task"], cell["seed"], cell["seq_len"]]
+            + [f"{_score(cell, stage):.2f}" for stage, _ in STAGES]
+            + [
+                f"{_score(cell, 'int8_tflm') - _score(cell, 'float'):+.2f}",
+                f"{100 * int8['agreement']['float']:.2f}",
+                f"{100 * int8['agreement']['qat']:.2f}",
+                f"{100 * cell['ptq_int8_tflm']['agreement']['float']:.2f}",
+                f"{int8['memory']['flash_tflite_bytes']:,}",
+                f"{int8['memory']['ram_arena_bytes']:,}",
+                cell["bench_wall_seconds"],
+            ]
+        )
+    header = (
+        ["task", "seed", "L"]
+        + [f"{label} %" for _, label in STAGES]
+        + [
+            "int8 - float pp",
+            "int8 (QAT) = float class %",
+            "int8 (QAT) = QAT class %",
+            "int8 (PTQ) = float class %",
+            ".tflite B",
+            "arena B",
+            "wall s",
+        ]
+    )
+    groups: dict[str, list[dict]] = {}
+    for cell in cells:
+        groups.setdefault(cell["task"], []).append(cell)
+    summary_rows = []
+    for task, group in groups.items():
+        row = [task, group[0]["test_split"], len(group)]
+        for stage, _ in STAGES:
+            values = [_score(c, stage) for c in group]
+            row.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}")
+        gaps = [_score(c, "int8_tflm") - _score(c, "float") for c in group]
+        ptq_gaps = [_score(c, "ptq_int8_tflm") - _score(c, "float") for c in group]
+        row += [f"{np.mean(gaps):+.2f}", f"{np.mean(ptq_gaps):+.2f}"]
+        summary_rows.append(row)
+    summary_header = (
+        ["task", "test split", "seeds"]
+        + [f"{label} %" for _, label in STAGES]
+        + ["int8 (QAT) - float pp", "int8 (PTQ) - float pp"]
+    )
+    write_json(out / "results.json", {"machine": machine(), "cells": cells})
+    (out / "results.md").write_text(
+        "# `embbert`: float vs QAT vs full-integer under TFLM\n\n"
+        "Accuracy on the test split (GLUE: dev), in percent; every int8 figure is the model run "
+        "example by example under the `tflite_micro` runtime. Shipped backbone; float fine-tuning "
+        "up to 10 epochs (lr 1e-4), best epoch on a seeded 10% validation slice of train; QAT up "
+        "to 2 epochs (lr 2e-5) from the float model, best epoch on validation; PTQ = "
+        "post-training int8 of the float model (200 calibration examples from train). Command: "
+        "`python bench/int8_accuracy.py --seeds 0,1,2`.\n\n## Mean ± std over seeds\n\n"
+        + markdown_table(summary_header, summary_rows)
+        + "\n## Every cell\n\n"
+        + markdown_table(header, rows)
+    )
+    print((out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    app.run(main)

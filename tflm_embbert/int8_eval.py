@@ -1,0 +1,133 @@
+"""Full-integer conversion of a trained classifier, checked and scored under the TFLM runtime.
+
+`int8_under_tflm(model, task, tokenizer, seq_len, ...)`:
+1. converts `model` (float: post-training quantization; QAT: keeps its trained ranges) to a batch-1
+   int8 .tflite, calibrating on `calibration_examples` training examples (seeded sample);
+2. `check_int8_graph`: int8/int32 tensors only, TFLM int8 ops only, no QUANTIZE/DEQUANTIZE;
+3. runs every test example under `tflite_micro` and scores the task metric on the int8 logits;
+4. compares the predicted classes with each Keras model in `references` on the same test split;
+5. measures the arena TFLM needs and builds the memory report.
+A float model gets `rewrites.export_rewrites` first (a QAT model already had them before QAT).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tflm_embbert.convert import check_int8_graph, to_int8_tflite
+from tflm_embbert.datasets import TaskData
+from tflm_embbert.finetune import encode
+from tflm_embbert.memory_report import memory_report
+from tflm_embbert.metrics import compute_metrics
+from tflm_embbert.rewrites import export_rewrites
+from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+from tflm_embbert.tokenizer import Tokenizer
+
+
+@dataclass
+class Int8Result:
+    tflite: bytes
+    test: dict  # the task's metrics, TFLM int8 logits on the whole test split
+    agreement: dict  # {reference name: fraction of test examples with the same predicted class}
+    memory: dict  # memory_report(...)
+    op_counts: dict
+    output_quantization: dict  # {"scale": ..., "zero_point": ...} of the int8 logits
+    seconds: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "test": self.test,
+            "agreement": self.agreement,
+            "memory": self.memory,
+            "op_counts": self.op_counts,
+            "output_quantization": self.output_quantization,
+            "seconds": self.seconds,
+        }
+
+
+def _is_qat(model) -> bool:
+    return any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.layers)
+
+
+def calibration_inputs(tokenizer: Tokenizer, task: TaskData, seq_len: int, count: int, seed: int):
+    """`count` training examples, a seeded random sample, encoded at `seq_len`."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(task.train), size=min(count, len(task.train)), replace=False)
+    inputs, _ = encode(tokenizer, [task.train[i] for i in sorted(chosen)], seq_len)
+    return inputs
+
+
+def int8_under_tflm(
+    model,
+    task: TaskData,
+    tokenizer: Tokenizer,
+    seq_len: int,
+    *,
+    references: dict | None = None,
+    calibration_examples: int = 200,
+    seed: int = 0,
+    measure_arena: bool = True,
+    progress=None,
+) -> Int8Result:
+    """Converts, checks and scores `model` under TFLM (see the module docstring)."""
+    progress = progress or (lambda line: print(line, flush=True))
+    seconds = {}
+    started = time.time()
+    if not _is_qat(model):
+        model = export_rewrites(model)
+    calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
+    tflite = to_int8_tflite(model, seq_len, calibration)
+    report = check_int8_graph(tflite)
+    seconds["convert"] = round(time.time() - started, 1)
+    progress(f"int8: {report.summary()}")
+
+    started = time.time()
+    test_x, test_y = encode(tokenizer, task.test, seq_len)
+    outputs = run_tflm(tflite, test_x)
+    scores = outputs.logits[:, 0] if outputs.logits.shape[-1] == 1 else outputs.logits
+    test = compute_metrics(task.metric, test_y, scores)
+    seconds["tflm_test_run"] = round(time.time() - started, 1)
+    agreement = {}
+    if not task.is_regression:
+        predicted = outputs.raw.argmax(-1)
+        for name, reference in (references or {}).items():
+            expected = reference.predict(test_x, batch_size=256, verbose=0).argmax(-1)
+            agreement[name] = float(np.mean(predicted == expected))
+    shown = " ".join(f"{k} {v:.4f}" for k, v in test.items())
+    progress(f"int8 under TFLM, {len(test_y)} test examples: {shown}; agreement {agreement}")
+
+    memory = {}
+    if measure_arena:
+        started = time.time()
+        memory = memory_report(
+            tflite,
+            measure_arena_bytes(tflite),
+            parameters=int(_float_parameters(model)),
+            seq_len=seq_len,
+            hidden_dim=_hidden_dim(report),
+        )
+        seconds["arena"] = round(time.time() - started, 1)
+    output = report.outputs[0]
+    return Int8Result(
+        tflite=tflite,
+        test=test,
+        agreement=agreement,
+        memory=memory,
+        op_counts=report.op_counts,
+        output_quantization={"scale": output.scale, "zero_point": output.zero_point},
+        seconds=seconds,
+    )
+
+
+def _float_parameters(model) -> int:
+    """The model's trainable parameters (a QAT wrapper's quantizer ranges are not trainable)."""
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _hidden_dim(report) -> int:
+    """d: the last dimension of the classifier head's input (the [CLS] or pooled vector)."""
+    head = [op for op in report.ops if op.name == "FULLY_CONNECTED"][-1]
+    return int(report.tensors[head.inputs[0]].shape[-1])

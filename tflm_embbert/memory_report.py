@@ -1,0 +1,125 @@
+"""Memory report of an int8 .tflite: flash, TFLM arena, tensors alive at the peak, paper's count.
+
+Flash is the .tflite size. RAM is the arena the TFLM runtime measured (`tflm_check.
+measure_arena_bytes`: planned head + persistent tail, and the smallest arena that runs). The
+tensors alive at the peak come from the graph itself: a non-constant tensor lives from the op that
+writes it (graph inputs: from the start) to the last op that reads it (graph outputs: to the end);
+the op where the live bytes are largest is the activation peak, a lower bound on the planned head
+(TFLM's greedy planner can leave gaps). The paper counts memory analytically as weights + L^2 +
+2*L*d activation values (../shared/notes/embbert-reference.md); it is shown beside the measured
+figures at the same config and length, at 1 byte per value (int8).
+"""
+
+from __future__ import annotations
+
+from tflm_embbert.convert import TFLiteReport, inspect_tflite
+
+
+def tensor_lifetimes(report: TFLiteReport) -> dict[int, tuple[int, int]]:
+    """{tensor index: (first op, last op)} for every non-constant tensor the ops use."""
+    last_op = len(report.ops) - 1
+    lifetimes: dict[int, list[int]] = {t.index: [-1, -1] for t in report.inputs}
+    for op in report.ops:
+        for index in op.outputs:
+            lifetimes.setdefault(index, [op.index, op.index])
+        for index in op.inputs:
+            if index < 0 or report.tensors[index].constant:
+                continue
+            span = lifetimes.setdefault(index, [op.index, op.index])
+            span[1] = max(span[1], op.index)
+    for tensor in report.outputs:
+        lifetimes.setdefault(tensor.index, [last_op, last_op])[1] = last_op
+    return {index: (first, last) for index, (first, last) in lifetimes.items()}
+
+
+def activation_peak(report: TFLiteReport, top: int = 5) -> dict:
+    """The op at which the live activation bytes peak, those bytes, and the largest live tensors."""
+    lifetimes = tensor_lifetimes(report)
+    best_op, best_bytes = 0, -1
+    for op in report.ops:
+        live = sum(
+            report.tensors[i].nbytes
+            for i, (first, last) in lifetimes.items()
+            if first <= op.index <= last
+        )
+        if live > best_bytes:
+            best_op, best_bytes = op.index, live
+    alive = [
+        report.tensors[i] for i, (first, last) in lifetimes.items() if first <= best_op <= last
+    ]
+    alive.sort(key=lambda t: t.nbytes, reverse=True)
+    op = report.ops[best_op]
+    return {
+        "op_index": best_op,
+        "op": op.name,
+        "layer": report.layer_of(op),
+        "live_bytes": best_bytes,
+        "largest_tensors": [
+            {
+                "name": t.name.split(";")[0],
+                "shape": list(t.shape),
+                "dtype": t.dtype,
+                "bytes": t.nbytes,
+            }
+            for t in alive[:top]
+        ],
+    }
+
+
+def paper_analytic_bytes(
+    parameters: int, seq_len: int, hidden_dim: int, bytes_per_value: int = 1
+) -> dict:
+    """The paper's count: every parameter plus L^2 + 2*L*d activation values."""
+    weights = parameters * bytes_per_value
+    activations = (seq_len * seq_len + 2 * seq_len * hidden_dim) * bytes_per_value
+    return {"weights": weights, "activations": activations, "total": weights + activations}
+
+
+def memory_report(
+    model_bytes: bytes, arena: dict, *, parameters: int, seq_len: int, hidden_dim: int
+) -> dict:
+    """JSON-ready memory figures of one int8 model (see the module docstring)."""
+    report = inspect_tflite(model_bytes)
+    return {
+        "seq_len": seq_len,
+        "flash_tflite_bytes": len(model_bytes),
+        "ram_arena_bytes": arena["minimum"],
+        "arena": dict(arena),
+        "activation_peak": activation_peak(report),
+        "parameters": parameters,
+        "paper_analytic_int8": paper_analytic_bytes(parameters, seq_len, hidden_dim),
+    }
+
+
+def _kb(value: int) -> str:
+    return f"{value:,} B ({value / 1024:.1f} KiB)"
+
+
+def memory_markdown(memory: dict, title: str = "Memory") -> str:
+    """A Markdown section for one `memory_report`."""
+    arena, peak, paper = memory["arena"], memory["activation_peak"], memory["paper_analytic_int8"]
+    lines = [
+        f"### {title} (L={memory['seq_len']})",
+        "",
+        "| figure | bytes |",
+        "|---|---|",
+        f"| flash: .tflite | {_kb(memory['flash_tflite_bytes'])} |",
+        f"| RAM: smallest arena that runs under TFLM | {_kb(arena['minimum'])} |",
+        f"| arena recorded by TFLM (planned + persistent) | {_kb(arena['recorded'])} = "
+        f"{arena['planned']:,} + {arena['persistent']:,} |",
+        f"| activations alive at the peak (op #{peak['op_index']} {peak['op']}, "
+        f"{peak['layer'] or 'input'}) | {_kb(peak['live_bytes'])} |",
+        f"| paper's analytic int8 count: {memory['parameters']:,} weights + L^2 + 2Ld "
+        f"activations | {_kb(paper['total'])} = {paper['weights']:,} + "
+        f"{paper['activations']:,} |",
+        "",
+        "Largest tensors alive at the peak:",
+        "",
+        "| tensor | shape | dtype | bytes |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{t['name']}` | {t['shape']} | {t['dtype']} | {t['bytes']:,} |"
+        for t in peak["largest_tensors"]
+    ]
+    return "\n".join(lines) + "\n"
