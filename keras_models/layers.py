@@ -245,13 +245,21 @@ class CausalConvBranch(keras.layers.Layer):
 
 @register
 class WeightedDifference(keras.layers.Layer):
-    """exp(<lq1, lk1>) * a - exp(<lq2, lk2>) * b with four learned d-vectors, N(0, init_std^2)."""
+    """exp(<lq1, lk1>) * a - exp(<lq2, lk2>) * b with four learned d-vectors, N(0, init_std^2).
 
-    def __init__(self, init_std: float = 0.1, **kwargs):
+    folded=True: a - b, no weights; the two factors already live in the layers that made a and b
+    (an export-time fold, see tflm_embbert.rewrites).
+    """
+
+    def __init__(self, init_std: float = 0.1, folded: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.init_std = init_std
+        self.folded = folded
 
     def build(self, input_shape):
+        if self.folded:
+            super().build(input_shape)
+            return
         dim = input_shape[0][-1]
         # One initializer per vector: a shared unseeded one returns the same values each call.
         self.lambda_q1, self.lambda_k1, self.lambda_q2, self.lambda_k2 = (
@@ -266,22 +274,30 @@ class WeightedDifference(keras.layers.Layer):
 
     def lambdas(self):
         """(lambda1, lambda2) as scalar tensors."""
+        if self.folded:
+            return tf.constant(1.0), tf.constant(1.0)
         lambda1 = tf.exp(tf.reduce_sum(self.lambda_q1 * self.lambda_k1))
         lambda2 = tf.exp(tf.reduce_sum(self.lambda_q2 * self.lambda_k2))
         return lambda1, lambda2
 
     def call(self, inputs):
         first, second = inputs
+        if self.folded:
+            return first - second
         lambda1, lambda2 = self.lambdas()
         return lambda1 * first - lambda2 * second
 
     def get_config(self):
-        return {**super().get_config(), "init_std": self.init_std}
+        return {**super().get_config(), "init_std": self.init_std, "folded": self.folded}
 
 
 @register
 class EmbBERTBlock(keras.layers.Layer):
-    """lambda1 * EfficientAttention(x) - lambda2 * CausalConvBranch(x); x is the normed input."""
+    """lambda1 * EfficientAttention(x) - lambda2 * CausalConvBranch(x); x is the normed input.
+
+    folded=True: the export form, where lambda1 and lambda2 already live in Wo/bo and Wc/bc
+    (tflm_embbert.rewrites.fold_constants); same outputs, no lambda weights or multiplies.
+    """
 
     def __init__(
         self,
@@ -290,9 +306,11 @@ class EmbBERTBlock(keras.layers.Layer):
         expansion: int = 1,
         dropout: float = 0.1,
         lambda_init_std: float = 0.1,
+        folded: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.folded = folded
         self.hidden_dim = hidden_dim
         self.kernel_size = kernel_size
         self.expansion = expansion
@@ -300,7 +318,7 @@ class EmbBERTBlock(keras.layers.Layer):
         self.lambda_init_std = lambda_init_std
         self.attention = EfficientAttention(hidden_dim, dropout, name="attention")
         self.conv_branch = CausalConvBranch(hidden_dim, kernel_size, expansion, name="conv_branch")
-        self.combine = WeightedDifference(lambda_init_std, name="combine")
+        self.combine = WeightedDifference(lambda_init_std, folded=folded, name="combine")
 
     def build(self, input_shape):
         x_shape, mask_shape = input_shape
@@ -323,6 +341,7 @@ class EmbBERTBlock(keras.layers.Layer):
             "expansion": self.expansion,
             "dropout": self.dropout,
             "lambda_init_std": self.lambda_init_std,
+            "folded": self.folded,
         }
 
 

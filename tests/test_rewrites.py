@@ -3,11 +3,12 @@
 import numpy as np
 
 from keras_models import layers as L
-from keras_models.backend import keras
+from keras_models.backend import keras, tf
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
-from tflm_embbert.convert import inspect_tflite, to_int8_tflite
-from tflm_embbert.rewrites import export_rewrites, fold_lambdas
+from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
+from tflm_embbert.qat import quantize_model
+from tflm_embbert.rewrites import export_rewrites, fold_constants
 
 
 def _inputs(n=8, seq_len=16, seed=0):
@@ -31,7 +32,7 @@ def _model_with_large_lambdas():
     return model
 
 
-def test_fold_lambdas_leaves_float_outputs_unchanged():
+def test_fold_constants_leaves_float_outputs_unchanged():
     model = _model_with_large_lambdas()
     before = model.get_weights()
     lambdas = [
@@ -39,16 +40,15 @@ def test_fold_lambdas_leaves_float_outputs_unchanged():
         for layer in model.layers if isinstance(layer, L.EmbBERTBlock)
     ]
     assert any(abs(value - 1.0) > 0.2 for pair in lambdas for value in pair)  # a real fold
-    folded = fold_lambdas(model)
+    folded = fold_constants(model)
     x = _inputs()
     expected = model.predict(x, verbose=0)
     # float32 round-off only: within 1e-5 of the logits' scale
     np.testing.assert_allclose(folded.predict(x, verbose=0), expected, rtol=0,
                                atol=1e-5 * np.abs(expected).max())
-    for layer in folded.layers:
-        if isinstance(layer, L.EmbBERTBlock):
-            assert all(not w.any() for w in layer.combine.get_weights())
-            assert [float(v) for v in layer.combine.lambdas()] == [1.0, 1.0]
+    blocks = [layer for layer in folded.layers if isinstance(layer, L.EmbBERTBlock)]
+    assert blocks and all(block.folded and not block.combine.weights for block in blocks)
+    assert len(folded.weights) == len(model.weights) - 4 * len(blocks)  # the lambda vectors
     for original, kept in zip(before, model.get_weights(), strict=True):  # input untouched
         np.testing.assert_array_equal(original, kept)
 
@@ -61,16 +61,23 @@ def test_export_rewrites_are_identity_for_models_without_lambdas():
                                   model.predict(x, verbose=0))
 
 
-def test_folded_int8_graph_has_no_lambda_multiplies():
-    """After folding, the block ends FC(attention) - FC(conv) with no MUL by a lambda, and the
-    int8 graph is no larger than the converter's own fold of the unfolded model."""
-    model = _model_with_large_lambdas()
+def test_folding_removes_the_multiplies_and_changes_no_int8_op():
+    """Folded, the block has no lambda multiplies left in Keras; the converter had
+    fused them into the FULLY_CONNECTED ops anyway, so the int8 op list is the same."""
     x = _inputs(16)
-    folded = inspect_tflite(to_int8_tflite(fold_lambdas(model), 16, x))
-    unfolded = inspect_tflite(to_int8_tflite(model, 16, x))
-    assert folded.op_counts == unfolded.op_counts
-    for op in folded.ops:
-        if op.name == "SUB":
-            producers = [o.name for o in folded.ops if set(o.outputs) & set(op.inputs)]
-            if "FULLY_CONNECTED" in producers:
-                assert producers == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+    model = _model_with_large_lambdas()
+    folded = fold_constants(model)
+    for qat_model in (quantize_model(model, x), quantize_model(folded, x)):
+        assert check_int8_graph(to_int8_tflite(qat_model, 16, x))
+    unfolded_ops = inspect_tflite(to_int8_tflite(model, 16, x)).op_counts
+    folded_ops = inspect_tflite(to_int8_tflite(folded, 16, x)).op_counts
+    assert folded_ops == unfolded_ops
+
+    def multiplies(keras_model):
+        graph = tf.function(keras_model).get_concrete_function(
+            {k: tf.TensorSpec([1, 16], tf.int32) for k in x}).graph
+        return sum(op.type == "Mul" for op in graph.get_operations() if "block_" in op.name)
+
+    # per block, 4 fewer: <lq1, lk1> and <lq2, lk2>, lambda1 * attention, lambda2 * conv branch
+    # (2 blocks in the tiny config)
+    assert multiplies(model) - multiplies(folded) == 4 * 2

@@ -146,3 +146,39 @@ def test_train_command_rejects_missing_task_and_file(tmp_path):
     )
     assert done.returncode != 0
     assert "give exactly one of --task or --train_file" in done.stderr
+
+
+def test_train_command_starts_from_a_float_model(tmp_path, tiny_tokenizer_dir):
+    """--float_model skips float training: same float scores, then int8 under TFLM."""
+    task = _task(160)
+    for name, rows in (("train.csv", task.train + task.validation), ("test.csv", task.test)):
+        lines = ["text,label"] + [f"{e.text_a},{'pos' if e.label else 'neg'}" for e in rows]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    common = [sys.executable, "-m", "tflm_embbert.train", "--train_file",
+              str(tmp_path / "train.csv"), "--test_file", str(tmp_path / "test.csv"),
+              "--seq_len", "16", "--verbose", "0"]
+    first = subprocess.run(
+        common + ["--from_scratch", "--tokenizer", str(tiny_tokenizer_dir), "--epochs", "3",
+                  "--learning_rate", "3e-3", "--out", str(tmp_path / "float")],
+        env=subprocess_env(), capture_output=True, text=True,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run(
+        common + ["--float_model", str(tmp_path / "float" / "model.keras"), "--int8",
+                  "--calibration_examples", "16", "--out", str(tmp_path / "int8")],
+        env=subprocess_env(), capture_output=True, text=True,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "(no float training)" in second.stdout
+    before = json.loads((tmp_path / "float" / "results.json").read_text())["float"]
+    after = json.loads((tmp_path / "int8" / "results.json").read_text())
+    assert after["float"]["test"] == pytest.approx(before["test"])
+    assert after["float"]["validation"] == pytest.approx(before["validation"])
+    assert after["int8_tflm"]["from"] == "post-training"
+    missing = subprocess.run(
+        common + ["--float_model", str(tmp_path / "nope.keras"), "--int8",
+                  "--tokenizer", str(tiny_tokenizer_dir), "--out", str(tmp_path / "x")],
+        env=subprocess_env(), capture_output=True, text=True,
+    )
+    assert missing.returncode != 0
+    assert "--float_model: " in missing.stderr and "does not exist" in missing.stderr

@@ -296,7 +296,7 @@ def qat_finetune(
 ) -> FinetuneResult:
     """Quantization-aware fine-tuning that starts from a trained float classifier.
 
-    The float model is first rewritten for export (`rewrites.export_rewrites`: lambdas folded),
+    The float model is first rewritten for export (`rewrites.export_rewrites`: constants folded),
     then wrapped by `qat.quantize_model` with its fake-quant ranges set from
     `calibration_examples` training examples, then fine-tuned for up to `epochs` epochs with the
     best validation epoch kept (epoch 1 at least). `float_model` is not modified.
@@ -341,6 +341,41 @@ def qat_finetune(
             "patience": patience,
             "seed": seed,
             "calibration_examples": calibration_examples,
+        },
+    )
+
+
+def load_trained(
+    path: str | Path, task: TaskData, tokenizer: Tokenizer, seq_len: int = 0
+) -> FinetuneResult:
+    """A float classifier saved by an earlier run (its model.keras), scored on the validation
+    and test splits as `finetune` scores them, so later stages (QAT, int8) can start from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--float_model: {path} does not exist (expected a model.keras)")
+    model = keras.models.load_model(path, compile=False)
+    outputs = model.output_shape[-1]
+    if outputs != task.num_labels:
+        raise ValueError(
+            f"--float_model: {path} has {outputs} outputs but task {task.name} has "
+            f"{task.num_labels} labels"
+        )
+    seq_len = seq_len or auto_seq_len(tokenizer, task.train)
+    return FinetuneResult(
+        model=model,
+        config=None,
+        seq_len=seq_len,
+        best_epoch=-1,
+        epochs_run=0,
+        validation=evaluate(model, tokenizer, task.validation, task.metric, seq_len),
+        test=evaluate(model, tokenizer, task.test, task.metric, seq_len),
+        train_seconds=0.0,
+        step_seconds=0.0,
+        settings={
+            "task": task.name,
+            "test_split": task.test_split,
+            "metric": task.metric,
+            "loaded_from": str(path),
         },
     )
 

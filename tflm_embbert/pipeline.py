@@ -2,6 +2,7 @@
 
 `run_pipeline` writes one output folder (staged in `<out>.tmp`, renamed when complete):
     model.keras          float classifier, best validation epoch       train_log.csv
+                         (or the given `float_model`, not retrained)
     qat.keras            QAT classifier (when qat_epochs > 0)          qat_log.csv
     model_int8.tflite    full-integer model (QAT's when there is one, else post-training)
     model_ptq.tflite     post-training int8 of the float model (when ptq=True)
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from tflm_embbert.datasets import TaskData
 from tflm_embbert.files import publish, staging_dir
-from tflm_embbert.finetune import finetune, qat_finetune
+from tflm_embbert.finetune import finetune, load_trained, qat_finetune
 from tflm_embbert.int8_eval import int8_under_tflm
 from tflm_embbert.memory_report import memory_markdown
 from tflm_embbert.tokenizer import Tokenizer
@@ -35,6 +36,7 @@ def run_pipeline(
     out: str | Path,
     *,
     backbone_dir=None,
+    float_model: str | Path | None = None,
     seq_len: int = 0,
     epochs: int = 10,
     qat_epochs: int = 0,
@@ -54,19 +56,23 @@ def run_pipeline(
     stages = 2 + (qat_epochs > 0) + int8 + ptq
     step = iter(range(1, stages + 1))
 
-    progress(f"[{next(step)}/{stages}] float fine-tuning on {task.name}")
-    floated = finetune(
-        task,
-        tokenizer,
-        config,
-        backbone_dir=backbone_dir,
-        seq_len=seq_len,
-        epochs=epochs,
-        seed=seed,
-        verbose=verbose,
-        log_csv=staging / "train_log.csv",
-        **finetune_kwargs,
-    )
+    if float_model:
+        progress(f"[{next(step)}/{stages}] float model: {float_model} (no float training)")
+        floated = load_trained(float_model, task, tokenizer, seq_len)
+    else:
+        progress(f"[{next(step)}/{stages}] float fine-tuning on {task.name}")
+        floated = finetune(
+            task,
+            tokenizer,
+            config,
+            backbone_dir=backbone_dir,
+            seq_len=seq_len,
+            epochs=epochs,
+            seed=seed,
+            verbose=verbose,
+            log_csv=staging / "train_log.csv",
+            **finetune_kwargs,
+        )
     floated.model.save(staging / "model.keras")
     seq_len = floated.seq_len
     results = {

@@ -1,11 +1,16 @@
 """Export-time rewrites of a trained Keras classifier that keep its float outputs unchanged.
 
-`fold_lambdas`: EmbBERT's block output is exp(<lq1, lk1>) * (A x Wo + bo)
-- exp(<lq2, lk2>) * (s Wc + bc). After training the two exponentials are constants, so they move
-into Wo/bo and Wc/bc and the lambda vectors become zero (exp(0) = 1: the converter drops a
-multiply by 1, and a zero vector has zero gradient, so QAT keeps them at zero). Folding before QAT
-means the fake-quantized kernels QAT trains are the kernels the int8 graph holds; folding after
-would re-round them.
+`fold_constants`: an EmbBERT block computes exp(<lq1, lk1>) * (A x Wo + bo)
+- exp(<lq2, lk2>) * (s Wc + bc). After training the two factors are constants, so they move
+into Wo/bo and Wc/bc, and the block is rebuilt in its `folded=True` form (no lambda weights, no
+lambda multiplies; same outputs up to float round-off). The converter would fuse these
+multiplies into the FULLY_CONNECTED ops itself; folding first makes the Keras graph that QAT
+trains have the int8 graph's structure: QAT fake-quantizes Wo * lambda1 and Wc * lambda2, the
+kernels the int8 model holds, with the lambdas fixed. (The query's 1/sqrt(d) stays a multiply
+in Keras, where moving it into Wq would change how AdamW trains Wq during QAT; the converter
+fuses it into Wq/bq.) Measured: the converter stores the kernels of the 3-D Dense layers per
+channel either way, re-quantizing QAT's per-tensor grid (each channel's scale <= the tensor's;
+the 2-D head keeps its per-tensor scale).
 
 `export_rewrites(model)` applies every rewrite and returns the rewritten copy.
 """
@@ -25,23 +30,33 @@ def copy_model(model: keras.Model) -> keras.Model:
     return clone
 
 
-def fold_lambdas(model: keras.Model) -> keras.Model:
-    """A copy of `model` with every EmbBERTBlock's lambda1/lambda2 folded into its output Dense
-    layers (attention Wo/bo and conv-branch Wc/bc); the lambda vectors of the copy are zero."""
-    folded = copy_model(model)
-    for layer in folded.layers:
-        if not isinstance(layer, L.EmbBERTBlock):
+def _scaled(layer, factor: float) -> list:
+    return [w * np.float32(factor) for w in layer.get_weights()]
+
+
+def fold_constants(model: keras.Model) -> keras.Model:
+    """A copy of `model` with every EmbBERTBlock folded (see the module docstring)."""
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, L.EmbBERTBlock):
+            config = {**config, "folded": True}
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    for old in model.layers:
+        new = folded.get_layer(old.name)
+        if not isinstance(old, L.EmbBERTBlock) or old.folded:
+            new.set_weights(old.get_weights())
             continue
-        lambda1, lambda2 = (float(v) for v in layer.combine.lambdas())
-        for dense, factor in (
-            (layer.attention.output_dense, lambda1),
-            (layer.conv_branch.contract, lambda2),
-        ):
-            dense.set_weights([w * np.float32(factor) for w in dense.get_weights()])
-        layer.combine.set_weights([np.zeros_like(w) for w in layer.combine.get_weights()])
+        lambda1, lambda2 = (float(v) for v in old.combine.lambdas())
+        new.attention.query_dense.set_weights(old.attention.query_dense.get_weights())
+        new.attention.output_dense.set_weights(_scaled(old.attention.output_dense, lambda1))
+        new.conv_branch.conv.set_weights(old.conv_branch.conv.get_weights())
+        new.conv_branch.contract.set_weights(_scaled(old.conv_branch.contract, lambda2))
     return folded
 
 
 def export_rewrites(model: keras.Model) -> keras.Model:
-    """Every output-preserving rewrite, in order (today: `fold_lambdas`)."""
-    return fold_lambdas(model)
+    """Every output-preserving rewrite, in order (today: `fold_constants`)."""
+    return fold_constants(model)

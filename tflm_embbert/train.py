@@ -6,6 +6,8 @@
         --text_column text --label_column label --out runs/custom
 
     python -m tflm_embbert.train --task emotion --qat_epochs 2 --int8 --out runs/emotion_int8
+    python -m tflm_embbert.train --task emotion --float_model runs/emotion/model.keras \
+        --qat_epochs 2 --int8 --out runs/emotion_qat
 
 Writes <out>/model.keras (best validation epoch), the tokenizer files, results.json (validation and
 test metrics) and train_log.csv. The test split is scored once per stage, after the choice of epoch.
@@ -50,6 +52,12 @@ flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
 flags.DEFINE_float("val_fraction", 0.1, "Share of train held out for validation.")
 flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init and shuffling.")
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples.")
+flags.DEFINE_string(
+    "float_model",
+    None,
+    "Start from this trained float model.keras (skip the "
+    "float fine-tuning; use with --qat_epochs and/or --int8).",
+)
 flags.DEFINE_integer("qat_epochs", 0, "Quantization-aware epochs after the float ones (0: none).")
 flags.DEFINE_float("qat_learning_rate", 2e-5, "AdamW learning rate of the QAT epochs.")
 flags.DEFINE_bool("int8", False, "Convert to full-integer .tflite and check it under TFLM.")
@@ -86,7 +94,12 @@ def main(argv):
     f = FLAGS
     task = load_data(f)
     backbone = None if f.from_scratch else f.backbone
-    tokenizer = Tokenizer.load(f.tokenizer or backbone or paths.SHIPPED_TOKENIZER_DIR)
+    if f.float_model and not Path(f.float_model).is_file():
+        raise app.UsageError(f"--float_model: {f.float_model} does not exist (expected a .keras)")
+    tokenizer_dir = f.tokenizer or backbone or paths.SHIPPED_TOKENIZER_DIR
+    if f.float_model and not f.tokenizer and (Path(f.float_model).parent / "vocab.txt").exists():
+        tokenizer_dir = Path(f.float_model).parent  # the tokenizer saved beside the model
+    tokenizer = Tokenizer.load(tokenizer_dir)
     config = get_config(f.preset, vocabulary_size=tokenizer.vocab_size)
     print(
         f"{task.name}: {len(task.train)} train / {len(task.validation)} validation / "
@@ -100,6 +113,7 @@ def main(argv):
         config,
         f.out,
         backbone_dir=backbone,
+        float_model=f.float_model,
         seq_len=f.seq_len,
         epochs=f.epochs,
         qat_epochs=f.qat_epochs,
