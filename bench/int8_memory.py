@@ -20,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
@@ -32,7 +31,7 @@ from tflm_embbert.datasets import load_task  # noqa: E402
 from tflm_embbert.int8_eval import calibration_inputs  # noqa: E402
 from tflm_embbert.memory_report import memory_report  # noqa: E402
 from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.rewrites import export_rewrites  # noqa: E402
+from tflm_embbert.rewrites import export_rewrites, trained_parameters  # noqa: E402
 from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes  # noqa: E402
 from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
 
@@ -80,7 +79,7 @@ def _quantization(report) -> dict:
 def main(argv):
     del argv
     model, hidden_dim = _model()
-    parameters = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    parameters = trained_parameters(model)
     task = load_task("snips", paths.SHIPPED_DATA_DIR, seed=0)
     tokenizer = Tokenizer.load(paths.SHIPPED_TOKENIZER_DIR)
     rows = []

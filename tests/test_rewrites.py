@@ -8,7 +8,7 @@ from keras_models.models import build_classifier
 from tests.conftest import tiny_config
 from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
 from tflm_embbert.qat import quantize_model
-from tflm_embbert.rewrites import export_rewrites, fold_constants
+from tflm_embbert.rewrites import export_rewrites, fold_constants, trained_parameters
 
 
 def _inputs(n=8, seq_len=16, seed=0):
@@ -49,6 +49,7 @@ def test_fold_constants_leaves_float_outputs_unchanged():
     blocks = [layer for layer in folded.layers if isinstance(layer, L.EmbBERTBlock)]
     assert blocks and all(block.folded and not block.combine.weights for block in blocks)
     assert len(folded.weights) == len(model.weights) - 4 * len(blocks)  # the lambda vectors
+    assert trained_parameters(folded) == trained_parameters(model) == model.count_params()
     for original, kept in zip(before, model.get_weights(), strict=True):  # input untouched
         np.testing.assert_array_equal(original, kept)
 

@@ -22,7 +22,7 @@ from tflm_embbert.datasets import TaskData
 from tflm_embbert.finetune import encode
 from tflm_embbert.memory_report import memory_report
 from tflm_embbert.metrics import compute_metrics
-from tflm_embbert.rewrites import export_rewrites
+from tflm_embbert.rewrites import export_rewrites, trained_parameters
 from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
 from tflm_embbert.tokenizer import Tokenizer
 
@@ -76,6 +76,7 @@ def int8_under_tflm(
     progress = progress or (lambda line: print(line, flush=True))
     seconds = {}
     started = time.time()
+    parameters = trained_parameters(model)
     if not _is_qat(model):
         model = export_rewrites(model)
     calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
@@ -105,7 +106,7 @@ def int8_under_tflm(
         memory = memory_report(
             tflite,
             measure_arena_bytes(tflite),
-            parameters=int(_float_parameters(model)),
+            parameters=parameters,
             seq_len=seq_len,
             hidden_dim=_hidden_dim(report),
         )
@@ -120,11 +121,6 @@ def int8_under_tflm(
         output_quantization={"scale": output.scale, "zero_point": output.zero_point},
         seconds=seconds,
     )
-
-
-def _float_parameters(model) -> int:
-    """The model's trainable parameters (a QAT wrapper's quantizer ranges are not trainable)."""
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def _hidden_dim(report) -> int:

@@ -60,3 +60,15 @@ def fold_constants(model: keras.Model) -> keras.Model:
 def export_rewrites(model: keras.Model) -> keras.Model:
     """Every output-preserving rewrite, in order (today: `fold_constants`)."""
     return fold_constants(model)
+
+
+def trained_parameters(model: keras.Model) -> int:
+    """Trainable parameters of the model as trained: a folded block (also inside a QAT wrapper)
+    counts the four lambda vectors that now live in its Dense weights, so a folded model reports
+    the preset's count (357,248 for `embbert`'s backbone)."""
+    count = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    for layer in model.layers:
+        block = getattr(layer, "layer", layer)  # a QAT wrapper's inner layer
+        if isinstance(block, L.EmbBERTBlock) and block.folded:
+            count += 4 * block.hidden_dim
+    return count
