@@ -82,11 +82,16 @@ def test_auto_seq_len(tiny_tokenizer):
     assert length % 16 == 0 and 16 <= length <= 256
 
 
-def test_train_command_on_generic_files(tmp_path, tiny_tokenizer_dir):
-    task = _task()
+def _write_csv_files(task, folder):
+    """train.csv (train + validation: the command draws its own validation) and test.csv."""
     for name, rows in (("train.csv", task.train + task.validation), ("test.csv", task.test)):
         lines = ["text,label"] + [f"{e.text_a},{'pos' if e.label else 'neg'}" for e in rows]
-        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def test_train_command_on_generic_files(tmp_path, tiny_tokenizer_dir):
+    task = _task()
+    _write_csv_files(task, tmp_path)
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "tflm_embbert.train", "--train_file", str(tmp_path / "train.csv"),
@@ -108,9 +113,7 @@ def test_train_command_on_generic_files(tmp_path, tiny_tokenizer_dir):
 def test_train_command_qat_int8_tflm(tmp_path, tiny_tokenizer_dir):
     """float -> QAT -> int8 -> TFLM on the whole test split, plus post-training int8."""
     task = _task(160)
-    for name, rows in (("train.csv", task.train + task.validation), ("test.csv", task.test)):
-        lines = ["text,label"] + [f"{e.text_a},{'pos' if e.label else 'neg'}" for e in rows]
-        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    _write_csv_files(task, tmp_path)
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "tflm_embbert.train", "--train_file", str(tmp_path / "train.csv"),
@@ -151,9 +154,7 @@ def test_train_command_rejects_missing_task_and_file(tmp_path):
 def test_train_command_starts_from_a_float_model(tmp_path, tiny_tokenizer_dir):
     """--float_model skips float training: same float scores, then int8 under TFLM."""
     task = _task(160)
-    for name, rows in (("train.csv", task.train + task.validation), ("test.csv", task.test)):
-        lines = ["text,label"] + [f"{e.text_a},{'pos' if e.label else 'neg'}" for e in rows]
-        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    _write_csv_files(task, tmp_path)
     common = [sys.executable, "-m", "tflm_embbert.train", "--train_file",
               str(tmp_path / "train.csv"), "--test_file", str(tmp_path / "test.csv"),
               "--seq_len", "16", "--verbose", "0"]

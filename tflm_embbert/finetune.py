@@ -6,7 +6,6 @@ metric; the test split is scored once, at the end, on the chosen weights.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from keras_models.backend import keras, tf
 from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights
 from keras_models.presets import BackboneConfig
 from tflm_embbert.datasets import Example, TaskData
-from tflm_embbert.files import publish, staging_dir
 from tflm_embbert.metrics import compute_metrics
 from tflm_embbert.qat import quantize_model
 from tflm_embbert.rewrites import export_rewrites
@@ -384,17 +382,3 @@ def evaluate(model, tokenizer, examples, metric: str, seq_len: int) -> dict[str,
     inputs, labels = encode(tokenizer, examples, seq_len)
     outputs = model.predict(inputs, batch_size=256, verbose=0)
     return compute_metrics(metric, labels, _scores(outputs))
-
-
-def finetune_to_folder(
-    task: TaskData, tokenizer: Tokenizer, config: BackboneConfig | None, out: str | Path, **kwargs
-) -> FinetuneResult:
-    """`finetune`, then model.keras (best epoch), the tokenizer files, results.json and
-    train_log.csv in `out`, written to `<out>.tmp` first and renamed when complete."""
-    staging = staging_dir(out)
-    result = finetune(task, tokenizer, config, log_csv=staging / "train_log.csv", **kwargs)
-    result.model.save(staging / "model.keras")
-    tokenizer.save(staging)
-    (staging / "results.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    publish(staging, out)
-    return result

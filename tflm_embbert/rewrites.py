@@ -23,13 +23,6 @@ from keras_models import layers as L
 from keras_models.backend import keras
 
 
-def copy_model(model: keras.Model) -> keras.Model:
-    """A new functional model with the same config and weights (`model` is left as it is)."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def _scaled(layer, factor: float) -> list:
     return [w * np.float32(factor) for w in layer.get_weights()]
 
