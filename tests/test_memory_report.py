@@ -42,6 +42,8 @@ def test_report_against_the_runtime(tiny_tflite):
     arena = measure_arena_bytes(tiny_tflite)
     memory = memory_report(tiny_tflite, arena, parameters=1000, seq_len=SEQ_LEN, hidden_dim=16)
     assert memory["flash_tflite_bytes"] == len(tiny_tflite)
+    parts = memory["flash_breakdown"]
+    assert sum(parts.values()) == len(tiny_tflite) and min(parts.values()) > 0
     assert memory["ram_arena_bytes"] == arena["minimum"]
     assert arena["recorded"] == arena["planned"] + arena["persistent"]
     peak = memory["activation_peak"]

@@ -82,3 +82,19 @@ def test_folding_removes_the_multiplies_and_changes_no_int8_op():
     # per block, 4 fewer: <lq1, lk1> and <lq2, lk2>, lambda1 * attention, lambda2 * conv branch
     # (2 blocks in the tiny config)
     assert multiplies(model) - multiplies(folded) == 4 * 2
+
+
+def test_converter_stores_3d_dense_kernels_per_channel_after_qat():
+    """Pins what the rewrites docstring says: QAT fake-quantizes kernels per tensor, yet the
+    converter stores the (3-D input) Dense kernels of the blocks and the embedder's projection per
+    channel; the 2-D head keeps one scale."""
+    x = _inputs(16)
+    report = inspect_tflite(to_int8_tflite(quantize_model(fold_constants(
+        _model_with_large_lambdas()), x), 16, x))
+    scales = {}
+    for op in report.ops:
+        if op.name == "FULLY_CONNECTED":
+            kind = report.layer_of(op).split("_")[0]
+            scales.setdefault(kind, set()).add(len(report.tensors[op.inputs[1]].scales))
+    # The head's FC is named after its input (cls_token): its output is the graph output.
+    assert scales == {"embedder": {16}, "block": {16}, "cls": {1}}

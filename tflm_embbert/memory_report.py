@@ -66,6 +66,22 @@ def activation_peak(report: TFLiteReport, top: int = 5) -> dict:
     }
 
 
+def flash_breakdown(model_bytes: bytes) -> dict:
+    """Where the .tflite bytes go: constant tensor data (weights, biases, tables), tensor names,
+    quantization parameters (float32 scales + int64 zero points, per tensor or per channel), and
+    the rest (flatbuffer structure, op options, metadata)."""
+    report = inspect_tflite(model_bytes)
+    constants = sum(t.nbytes for t in report.tensors if t.constant)
+    names = sum(len(t.name.encode()) for t in report.tensors)
+    quantization = sum(12 * len(t.scales) for t in report.tensors)
+    return {
+        "constants": constants,
+        "tensor_names": names,
+        "quantization_params": quantization,
+        "other": len(model_bytes) - constants - names - quantization,
+    }
+
+
 def paper_analytic_bytes(
     parameters: int, seq_len: int, hidden_dim: int, bytes_per_value: int = 1
 ) -> dict:
@@ -83,6 +99,7 @@ def memory_report(
     return {
         "seq_len": seq_len,
         "flash_tflite_bytes": len(model_bytes),
+        "flash_breakdown": flash_breakdown(model_bytes),
         "ram_arena_bytes": arena["minimum"],
         "arena": dict(arena),
         "activation_peak": activation_peak(report),
