@@ -16,7 +16,7 @@ from tflm_embbert import paths
 def test_demo_smoke(tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
-        [sys.executable, "-m", "tflm_embbert.demo", "--out", str(out), "--epochs", "1",
+        [sys.executable, "-m", "export.demo", "--out", str(out), "--epochs", "1",
          "--qat_epochs", "1", "--train_limit", "256", "--verbose", "0"],
         env=subprocess_env(), capture_output=True, text=True,
     )
@@ -27,6 +27,11 @@ def test_demo_smoke(tmp_path):
         assert f'"{stage}_test_accuracy"' in done.stdout
     assert "| RAM: smallest arena that runs under TFLM |" in done.stdout
     assert (out / "model_int8.tflite").is_file()
+    library = json.loads((out / "arduino" / "export_report.json").read_text())
+    assert library["name"] == "SnipsIntents" and len(library["labels"]) == 7
+    assert library["budget"]["flash"]["fits"] and library["budget"]["ram"]["fits"]
+    assert (out / "arduino" / "SnipsIntents.zip").is_file()
+    assert "## Fit on nano33ble" in done.stdout
 
 
 def test_shipped_backbone_is_committed():

@@ -25,19 +25,11 @@ from absl import app, flags
 
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert import paths
-from tflm_embbert.datasets import TASKS, load_generic, load_task
+from tflm_embbert.data_flags import load_data
 from tflm_embbert.pipeline import run_pipeline, summary
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("task", None, f"Task in the data folder: {', '.join(TASKS)}.")
-flags.DEFINE_string("data_dir", None, "Folder holding the task folders (default ../shared/data).")
-flags.DEFINE_string("train_file", None, "Generic CSV/TSV/JSONL train file (instead of --task).")
-flags.DEFINE_string("test_file", None, "Generic test file (with --train_file).")
-flags.DEFINE_string("text_column", "text", "Generic files: text column.")
-flags.DEFINE_string("text_b_column", None, "Generic files: second text column (pairs).")
-flags.DEFINE_string("label_column", "label", "Generic files: label column.")
-flags.DEFINE_bool("regression", False, "Generic files: the label is a float score.")
 flags.DEFINE_string("out", None, "Output folder.")
 flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained backbone folder.")
 flags.DEFINE_bool("from_scratch", False, "Ignore --backbone and start from random weights.")
@@ -49,9 +41,6 @@ flags.DEFINE_integer("patience", 3, "Early stopping patience (epochs without imp
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-4, "AdamW learning rate (constant).")
 flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
-flags.DEFINE_float("val_fraction", 0.1, "Share of train held out for validation.")
-flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init and shuffling.")
-flags.DEFINE_integer("train_limit", None, "Use at most this many training examples.")
 flags.DEFINE_string(
     "float_model",
     None,
@@ -65,28 +54,6 @@ flags.DEFINE_bool("ptq", False, "Also score post-training int8 of the float mode
 flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating int8 ranges.")
 flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.mark_flag_as_required("out")
-
-
-def load_data(f=FLAGS):
-    if bool(f.task) == bool(f.train_file):
-        raise app.UsageError("give exactly one of --task or --train_file")
-    if f.train_file:
-        if not f.test_file:
-            raise app.UsageError("--train_file needs --test_file")
-        return load_generic(
-            f.train_file,
-            f.test_file,
-            text_column=f.text_column,
-            label_column=f.label_column,
-            text_b_column=f.text_b_column,
-            regression=f.regression,
-            val_fraction=f.val_fraction,
-            seed=f.seed,
-        )
-    data_dir = Path(f.data_dir) if f.data_dir else paths.shared_data_dir()
-    return load_task(
-        f.task, data_dir, val_fraction=f.val_fraction, seed=f.seed, train_limit=f.train_limit
-    )
 
 
 def main(argv):

@@ -1,11 +1,13 @@
-"""The main job: fine-tune the shipped EmbBERT backbone on the shipped Snips intents.
+"""The main job: fine-tune the shipped EmbBERT backbone on the shipped Snips intents, down to an
+Arduino library for the Nano 33 BLE.
 
-    make demo            (or: python -m tflm_embbert.demo --out runs/demo)
+    make demo            (or: python -m export.demo --out runs/demo)
 
 Stages: float fine-tuning (best epoch on a seeded 10% validation slice of train) -> quantization-
 aware fine-tuning -> full-integer .tflite -> every test example run under the TFLM runtime ->
-memory report (flash = .tflite bytes, RAM = the arena TFLM needs). Prints float / QAT / int8-TFLM
-test accuracy and the memory figures; writes everything to --out (see tflm_embbert.pipeline).
+memory report -> the Arduino library (export.library: op and board checks, model array, op
+resolver, C++ tokenizer, sketch, zip) in <out>/arduino. Prints float / QAT / int8-TFLM test
+accuracy, the memory figures and the library's fit on the board.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from export.library import LibraryRequest, export_library
 from tflm_embbert import paths
 from tflm_embbert.datasets import load_task
 from tflm_embbert.pipeline import run_pipeline, summary
@@ -29,6 +32,7 @@ flags.DEFINE_integer("qat_epochs", 2, "Quantization-aware epochs after the float
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (smoke runs).")
 flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_integer("verbose", 2, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
+flags.DEFINE_string("name", "SnipsIntents", "Name of the Arduino library and its C++ class.")
 
 
 def main(argv):
@@ -55,8 +59,28 @@ def main(argv):
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
-    print((Path(FLAGS.out) / "memory.md").read_text())
+    out = Path(FLAGS.out)
+    print((out / "memory.md").read_text())
+    print(f"Arduino library {FLAGS.name} -> {out / 'arduino'}", flush=True)
+    library = export_library(
+        LibraryRequest(
+            name=FLAGS.name,
+            tflite=(out / "model_int8.tflite").read_bytes(),
+            tokenizer=tokenizer,
+            labels=list(task.label_names),
+            seq_len=results["seq_len"],
+            arena_measured_bytes=results["int8_tflm"]["memory"]["ram_arena_bytes"],
+            task=task.name,
+            source=str(out / "model_int8.tflite"),
+            extra_report={"tflm_test": results["int8_tflm"]["test"]},
+        ),
+        out / "arduino",
+    )
+    print((out / "arduino" / "export_report.md").read_text())
     line = summary(results)
+    line["arduino_library"] = str(out / "arduino" / f"{FLAGS.name}.zip")
+    line["board_flash_bytes"] = library["budget"]["flash"]["total_bytes"]
+    line["board_ram_bytes"] = library["budget"]["ram"]["total_bytes"]
     line["wall_seconds"] = round(time.time() - started, 1)
     line["out"] = FLAGS.out
     print(json.dumps(line, indent=2))

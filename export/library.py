@@ -1,0 +1,358 @@
+"""Writes the Arduino library (spec 2.2) for an int8 .tflite and its tokenizer, after the checks.
+
+    <out>/model.tflite
+    <out>/export_report.json, export_report.md
+    <out>/<Name>/                  the library folder
+        library.properties, README.md
+        src/<Name>.h, src/<Name>.cpp                   the API: begin(), classify()
+        src/<prefix>_model_data.h/.cpp                 the model array (alignas(16))
+        src/<prefix>_model_settings.h                  arena, L, labels, quantization, hash
+        src/<prefix>_op_resolver.h                     MicroMutableOpResolver<N> of the model's ops
+        src/embbert_tokenizer.h/.cpp                   WordPiece in C++ (arduino/src)
+        src/embbert_tokenizer_data.h/.cpp              vocabulary + Unicode tables as const data
+        src/tensorflow/, src/third_party/, ...         only with --tflm_tree (vendored TFLM)
+        examples/<Name>Classify/<Name>Classify.ino
+    <out>/<Name>.zip              the same folder, for "Sketch > Include Library > Add .ZIP Library"
+
+Nothing is written before the op check and the board check pass; everything is staged in
+`<out>.tmp` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from export import boards, cpp_sources, tflm_profiles, tflm_tree
+from export.tokenizer_data import write_tokenizer_data
+from tflm_embbert.convert import check_int8_graph
+from tflm_embbert.files import publish, staging_dir
+from tflm_embbert.tokenizer import Tokenizer
+
+DEFAULT_ARENA_MARGIN = 0.10  # of the measured arena ...
+ARENA_EXTRA_BYTES = 2048  # ... plus this, for optimized kernels' scratch buffers
+_TOKENIZER_SOURCES = ("embbert_tokenizer.h", "embbert_tokenizer.cpp")
+DEFAULT_URL = "https://github.com/tensorflow/tflite-micro"
+
+
+def tool_version() -> str:
+    try:
+        return package_version("tflm_embbert")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@dataclass
+class LibraryRequest:
+    """What the library is built from (the .tflite already converted and measured)."""
+
+    name: str
+    tflite: bytes
+    tokenizer: Tokenizer
+    labels: list[str]
+    seq_len: int
+    arena_measured_bytes: int  # smallest arena that ran under the TFLM runtime
+    task: str = "custom"
+    source: str = "model.tflite"
+    board: boards.Board = field(default_factory=lambda: boards.BOARDS["nano33ble"])
+    tflm: str = "tflm_tree"
+    tflm_tree: Path | None = None
+    arena_margin: float = DEFAULT_ARENA_MARGIN
+    force: bool = False
+    url: str = DEFAULT_URL
+    maintainer: str = "tflm_embbert user"
+    extra_report: dict = field(default_factory=dict)  # e.g. accuracy under TFLM
+
+
+def _checks(request: LibraryRequest) -> tuple:
+    cpp_sources.check_name(request.name)
+    if request.tflm not in tflm_profiles.PROFILES:
+        raise tflm_profiles.ExportError(
+            f"--tflm: expected one of {', '.join(tflm_profiles.PROFILES)}, got {request.tflm!r}"
+        )
+    if request.tflm_tree is not None and request.tflm != "tflm_tree":
+        raise tflm_profiles.ExportError("--tflm_tree needs --tflm=tflm_tree")
+    if request.tflm_tree is not None and not Path(request.tflm_tree).is_dir():
+        raise tflm_profiles.ExportError(f"--tflm_tree: {request.tflm_tree} is not a folder")
+    report = check_int8_graph(request.tflite)
+    if len(report.outputs) != 1 or report.outputs[0].shape[-1] != len(request.labels):
+        raise tflm_profiles.ExportError(
+            f"labels: the model has output shape {report.outputs[0].shape}, expected "
+            f"{len(request.labels)} logits (one per label); a regression model is not exported"
+        )
+    if [t.shape for t in report.inputs] != [(1, request.seq_len)] * 2:
+        raise tflm_profiles.ExportError(
+            f"seq_len: the model's inputs are {[t.shape for t in report.inputs]}, expected two "
+            f"(1, {request.seq_len})"
+        )
+    profile = tflm_profiles.PROFILES[request.tflm]
+    ops = sorted({op.name for op in report.ops})
+    tflm_profiles.check_ops(ops, profile, request.tflm_tree)
+    return report, profile, ops
+
+
+def export_library(request: LibraryRequest, out: str | Path) -> dict:
+    """Checks, writes `out` (see the module docstring) and returns the report dict. Raises
+    ExportError (one line) without writing anything when a check fails."""
+    report, profile, ops = _checks(request)
+    version = tool_version()
+    prefix = cpp_sources.snake_case(request.name)
+    arena = cpp_sources.arena_with_margin(
+        request.arena_measured_bytes, request.arena_margin, ARENA_EXTRA_BYTES
+    )
+    margin_text = f"{request.arena_margin:.0%} + {ARENA_EXTRA_BYTES} B margin"
+    staging = staging_dir(out)
+    try:
+        library = staging / request.name
+        src = library / "src"
+        src.mkdir(parents=True)
+        tokenizer_info = write_tokenizer_data(request.tokenizer, src)
+        budget = boards.fit(
+            request.board,
+            model_bytes=len(request.tflite),
+            tokenizer_bytes=tokenizer_info["flash_bytes"],
+            arena_bytes=arena,
+            buffer_bytes=cpp_sources.MAX_INPUT_BYTES + 1 + 4 * len(request.labels),
+            seq_len=request.seq_len,
+            force=request.force,
+        )
+        _write_sources(request, src, prefix, version, report, ops, arena, margin_text)
+        vendored = None
+        if request.tflm_tree is not None:
+            vendored = tflm_tree.vendor_tree(request.tflm_tree, src)
+            tflm_tree.copy_tree_license(request.tflm_tree, library)
+        _write_library_files(
+            request,
+            library,
+            prefix,
+            version,
+            profile,
+            arena,
+            margin_text,
+            tokenizer_info["flash_bytes"],
+        )
+        (staging / "model.tflite").write_bytes(request.tflite)
+        _zip(library, staging / f"{request.name}.zip")
+        result = {
+            "name": request.name,
+            "tool_version": version,
+            "task": request.task,
+            "source": request.source,
+            "seq_len": request.seq_len,
+            "labels": request.labels,
+            "model_sha256": cpp_sources.sha256(request.tflite),
+            "model_bytes": len(request.tflite),
+            "ops": {op: sum(o.name == op for o in report.ops) for op in ops},
+            "op_resolver_size": len(ops),
+            "tflm_note": _tflm_note(request, profile),
+            "tflm": {
+                "profile": profile.name,
+                "description": profile.description,
+                "tree": str(request.tflm_tree) if request.tflm_tree else None,
+                "vendored": vendored,
+                "needs_cpp17": profile.cpp17,
+            },
+            "arena": {
+                "measured_bytes": request.arena_measured_bytes,
+                "bytes": arena,
+                "margin": margin_text,
+            },
+            "tokenizer": tokenizer_info
+            | {"files": [Path(f).name for f in tokenizer_info["files"]]},
+            "budget": budget,
+            "files": _file_sizes(staging),
+            **request.extra_report,
+        }
+        (staging / "export_report.json").write_text(json.dumps(result, indent=2) + "\n")
+        (staging / "export_report.md").write_text(report_markdown(result))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    publish(staging, out)
+    return result
+
+
+def _write_sources(request, src, prefix, version, report, ops, arena, margin_text) -> None:
+    files = cpp_sources.model_data_files(prefix, request.tflite)
+    files[f"{prefix}_model_settings.h"] = cpp_sources.settings_header(
+        prefix,
+        version=version,
+        tflite=request.tflite,
+        report=report,
+        seq_len=request.seq_len,
+        labels=request.labels,
+        vocab_size=request.tokenizer.vocab_size,
+        arena_measured=request.arena_measured_bytes,
+        arena_bytes=arena,
+        margin_text=margin_text,
+    )
+    files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops)
+    profile = tflm_profiles.PROFILES[request.tflm]
+    values = {
+        "NAME": request.name,
+        "PREFIX": prefix,
+        "GUARD": prefix.upper(),
+        "VERSION": version,
+        "TFLM_INCLUDE": f"#include <{profile.include}>\n" if profile.include else "",
+    }
+    files[f"{request.name}.h"] = cpp_sources.render("Library.h.in", **values)
+    files[f"{request.name}.cpp"] = cpp_sources.render("Library.cpp.in", **values)
+    for name, text in files.items():
+        (src / name).write_text(text)
+    for name in _TOKENIZER_SOURCES:
+        shutil.copy(cpp_sources.ARDUINO_SRC_DIR / name, src / name)
+
+
+def _tflm_note(request, profile) -> str:
+    if profile.library:
+        return f"depends on {profile.library} from the Library Manager"
+    if request.tflm_tree is not None:
+        return f"TFLM vendored into src/ from {request.tflm_tree}"
+    return (
+        "no TFLM vendored yet: make a tree with create_tflm_tree.py and export again with "
+        "--tflm_tree (steps in the library's README.md)"
+    )
+
+
+def _install_steps(request, profile, prefix) -> str:
+    cpp17 = "--build-property compiler.cpp.extra_flags=-std=gnu++17"
+    compile_line = (
+        f"arduino-cli compile --fqbn {request.board.fqbn or '<your FQBN>'} "
+        + (f"{cpp17} " if profile.cpp17 else "")
+        + f"examples/{request.name}Classify"
+    )
+    if profile.library:
+        return (
+            f"1. Install `{profile.library}` from the Library Manager (this library depends on "
+            f"it).\n2. `Sketch > Include Library > Add .ZIP Library` and pick `{request.name}.zip`."
+            f"\n3. Or from a shell: `{compile_line}`."
+        )
+    if request.tflm_tree is not None:
+        vendored = "TFLM is vendored in `src/` (from the tree given to --tflm_tree)."
+        return (
+            f"{vendored} Current TFLM needs C++17; the mbed core defaults to gnu++14.\n\n"
+            f"1. `Sketch > Include Library > Add .ZIP Library` and pick `{request.name}.zip`.\n"
+            f"2. Compile with C++17: `{compile_line}` (in the IDE, add `-std=gnu++17` to "
+            "`compiler.cpp.extra_flags` in a platform.local.txt next to the core's "
+            "platform.txt).\n"
+        )
+    return (
+        "This library needs a current TFLM (the Library-Manager builds lack BATCH_MATMUL). Make a "
+        "TFLM tree on your machine and export again with it, so it is vendored in `src/`:\n\n"
+        "```sh\ngit clone https://github.com/tensorflow/tflite-micro && cd tflite-micro\n"
+        "python3 tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py \\\n"
+        '    --makefile_options="TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp '
+        'OPTIMIZED_KERNEL_DIR=cmsis_nn" /tmp/tflm_tree\n'
+        "export_tflite ... --tflm=tflm_tree --tflm_tree=/tmp/tflm_tree\n```\n\n"
+        "(or copy the tree's `tensorflow/` and `third_party/` folders into `src/`, renaming `.cc` "
+        f"to `.cpp`). Then compile with C++17: `{compile_line}`."
+    )
+
+
+def _write_library_files(
+    request, library, prefix, version, profile, arena, margin_text, tokenizer_bytes
+) -> None:
+    values = {
+        "NAME": request.name,
+        "PREFIX": prefix,
+        "VERSION": version,
+        "TASK": request.task,
+        "NUM_LABELS": len(request.labels),
+        "LABELS": ", ".join(request.labels),
+        "SEQ_LEN": request.seq_len,
+        "ARENA_BYTES": arena,
+        "ARENA_MEASURED": request.arena_measured_bytes,
+        "MARGIN_TEXT": margin_text,
+        "MODEL_BYTES": len(request.tflite),
+        "TOKENIZER_BYTES": tokenizer_bytes,
+        "SOURCE": request.source,
+        "SHA256": cpp_sources.sha256(request.tflite),
+        "TFLM_DESCRIPTION": profile.description,
+        "INSTALL_STEPS": _install_steps(request, profile, prefix),
+        "URL": request.url,
+        "MAINTAINER": request.maintainer,
+        "ARCHITECTURES": "mbed_nano,mbed" if request.board.name == "nano33ble" else "*",
+        "DEPENDS": profile.library or "",
+    }
+    properties = cpp_sources.render("library.properties.in", **values)
+    properties = "".join(line for line in properties.splitlines(True) if not line.endswith("=\n"))
+    (library / "library.properties").write_text(properties)
+    (library / "README.md").write_text(cpp_sources.render("README.md.in", **values))
+    example = library / "examples" / f"{request.name}Classify"
+    example.mkdir(parents=True)
+    (example / f"{request.name}Classify.ino").write_text(
+        cpp_sources.render("Classify.ino.in", **values)
+    )
+
+
+def _zip(library: Path, target: Path) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(library.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(library.parent).as_posix())
+
+
+def _file_sizes(staging: Path) -> dict:
+    return {
+        path.relative_to(staging).as_posix(): path.stat().st_size
+        for path in sorted(staging.rglob("*"))
+        if path.is_file()
+        and "/src/tensorflow/" not in path.as_posix()
+        and "/src/third_party/" not in path.as_posix()
+    }
+
+
+def report_markdown(result: dict) -> str:
+    budget = result["budget"]
+    flash, ram = budget["flash"], budget["ram"]
+    lines = [
+        f"# Arduino library {result['name']}",
+        "",
+        f"Task {result['task']}, L={result['seq_len']}, {len(result['labels'])} labels; model "
+        f"{result['model_bytes']:,} B, sha256 `{result['model_sha256'][:16]}...`; "
+        f"TFLM: {result['tflm']['description']}; {result['tflm_note']}.",
+        "",
+        f"## Fit on {budget['board']['name']}" + (" (forced)" if budget["forced"] else ""),
+        "",
+        "| | bytes | of which | available | fits |",
+        "|---|---|---|---|---|",
+        f"| flash | {flash['total_bytes']:,} | model {flash['model_bytes']:,} + tokenizer "
+        f"{flash['tokenizer_bytes']:,} + code baseline {flash['code_baseline_bytes']:,} | "
+        f"{flash['available_bytes']:,} | {'yes' if flash['fits'] else 'NO'} |",
+        f"| RAM | {ram['total_bytes']:,} | arena {ram['arena_bytes']:,} + buffers "
+        f"{ram['buffer_bytes']:,} + baseline {ram['baseline_bytes']:,} | "
+        f"{ram['available_bytes']:,} | {'yes' if ram['fits'] else 'NO'} |",
+        "",
+        f"Arena: {result['arena']['measured_bytes']:,} B measured under the TFLM runtime + "
+        f"{result['arena']['margin']} = {result['arena']['bytes']:,} B.",
+        "",
+    ]
+    lines += [f"- warning: {w}" for w in budget["warnings"]]
+    if "tflm_test" in result:
+        test = result["tflm_test"]
+        lines += [
+            "## int8 under the TFLM runtime",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            *[f"| {k} | {v:.4f} |" for k, v in test.items() if isinstance(v, float)],
+            "",
+        ]
+    lines += [
+        f"## Op resolver: MicroMutableOpResolver<{result['op_resolver_size']}>",
+        "",
+        ", ".join(f"{op} x{n}" for op, n in result["ops"].items()),
+        "",
+        "## Files",
+        "",
+        "| file | bytes |",
+        "|---|---|",
+        *[f"| {name} | {size:,} |" for name, size in result["files"].items()],
+        "",
+    ]
+    return "\n".join(lines)
