@@ -155,13 +155,12 @@ def main(argv):
         },
     )
     try:
-        result = export_library(request, f.out)
+        export_library(request, f.out)
     except ValueError as error:  # ExportError and the int8 check: one line each
         print(f"export_tflite: {error}", file=sys.stderr)
         sys.exit(2)
     print((Path(f.out) / "export_report.md").read_text())
     _say(f"wrote {f.out} in {time.time() - started:.0f} s ({f.name}.zip: {f.name}/ zipped)")
-    return result
 
 
 def run():
