@@ -59,7 +59,7 @@ class TFLMProfile:
 PROFILES = {
     "tflm_tree": TFLMProfile(
         "tflm_tree",
-        "a TFLM tree from a current tflite-micro checkout (create_tflm_tree.py), in the library",
+        "a TFLM tree from a current tflite-micro checkout (its create_tflm_tree.py)",
         TFLM_INT8_OPS | _TFLM_2023_02_OPS | {"BATCH_MATMUL", "REDUCE_MIN", "EMBEDDING_LOOKUP"},
         library=None,
         include=None,
