@@ -24,7 +24,7 @@ from export.library import LibraryRequest, export_library  # noqa: E402
 from tflm_embbert import paths  # noqa: E402
 from tflm_embbert.convert import to_int8_tflite  # noqa: E402
 from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs  # noqa: E402
+from tflm_embbert.int8_eval import calibration_inputs, is_qat  # noqa: E402
 from tflm_embbert.qat import load_qat_model  # noqa: E402
 from tflm_embbert.rewrites import export_rewrites  # noqa: E402
 from tflm_embbert.tflm_check import measure_arena_bytes  # noqa: E402
@@ -41,7 +41,7 @@ flags.mark_flag_as_required("model")
 def main(argv):
     del argv
     model = load_qat_model(FLAGS.model, compile=False)
-    if not any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.layers):
+    if not is_qat(model):
         model = export_rewrites(model)
     task = load_task("snips", paths.SHIPPED_DATA_DIR, seed=0)
     tokenizer = Tokenizer.load(paths.SHIPPED_TOKENIZER_DIR)

@@ -48,7 +48,8 @@ class Int8Result:
         }
 
 
-def _is_qat(model) -> bool:
+def is_qat(model) -> bool:
+    """True for a tfmot QAT model (its layers are QuantizeWrappers)."""
     return any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.layers)
 
 
@@ -77,7 +78,7 @@ def int8_under_tflm(
     seconds = {}
     started = time.time()
     parameters = trained_parameters(model)
-    if not _is_qat(model):
+    if not is_qat(model):
         model = export_rewrites(model)
     calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
     tflite = to_int8_tflite(model, seq_len, calibration)
