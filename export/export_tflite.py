@@ -59,6 +59,23 @@ flags.DEFINE_string(
 )
 flags.DEFINE_float("arena_margin", DEFAULT_ARENA_MARGIN, "Arena margin over the measured size.")
 flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating int8 ranges.")
+flags.DEFINE_bool(
+    "lean",
+    True,
+    "Memory-lean graph (exact: same int8 outputs): pre-transposed attention values, [CLS]-only "
+    "last layer, optional row chunks (tflm_embbert/lean_graph.py).",
+)
+flags.DEFINE_list(
+    "chunk_rows",
+    ["0", "64", "32"],
+    "Row-chunk sizes to try with --lean (0 = no chunks); the smallest measured arena wins.",
+)
+flags.DEFINE_bool(
+    "per_channel_dense",
+    True,
+    "Per-channel int8 Dense weights (the converter's default). False keeps QAT's per-tensor "
+    "grid, which makes row chunks cheaper in arena (not exact against the per-channel graph).",
+)
 flags.DEFINE_bool("force", False, "Write the library even when it does not fit the board.")
 flags.DEFINE_string("url", DEFAULT_URL, "library.properties url.")
 flags.DEFINE_string("maintainer", "tflm_embbert user", "library.properties maintainer.")
@@ -96,6 +113,8 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     if f.tflm_tree and not Path(f.tflm_tree).is_dir():
         raise app.UsageError(f"--tflm_tree: {f.tflm_tree} is not a folder")
+    if not all(rows.isdigit() for rows in f.chunk_rows) or not f.chunk_rows:
+        raise app.UsageError(f"--chunk_rows: expected integers >= 0, got {','.join(f.chunk_rows)}")
     task = load_data(f)
     if task.is_regression:
         raise app.UsageError(f"--task: {task.name} is a regression task; the library classifies")
@@ -126,6 +145,9 @@ def main(argv):
             references={"keras": model},
             calibration_examples=f.calibration_examples,
             seed=f.seed,
+            lean=f.lean,
+            chunk_candidates=tuple(int(rows) for rows in f.chunk_rows),
+            per_channel_dense=f.per_channel_dense,
             progress=_say,
         )
     except ValueError as error:  # the conversion or the int8 check: one line
@@ -152,6 +174,7 @@ def main(argv):
             "tflm_test": converted.test,
             "tflm_agreement": converted.agreement,
             "test_split": task.test_split,
+            "lean_graph": converted.lean,
         },
     )
     try:

@@ -51,6 +51,7 @@ TFLM_INT8_OPS = frozenset(
         "STRIDED_SLICE",
         "RESHAPE",
         "TRANSPOSE",
+        "CONCATENATION",  # lean_graph joins row chunks (tests/test_lean_graph.py)
         "EXPAND_DIMS",
         "SQUEEZE",
     }
@@ -75,12 +76,16 @@ def to_int8_tflite(
     seq_len: int,
     representative_inputs: dict,
     max_calibration_examples: int = 200,
+    per_channel_dense: bool = True,
 ) -> bytes:
     """Full-integer .tflite of a classifier taking int32 token_ids/segment_ids of shape (1, L).
 
     `representative_inputs` ({"token_ids": (n, L) int32, "segment_ids": (n, L) int32}, drawn from
     the training data) calibrates the ranges of tensors without a QAT fake-quant; a QAT model keeps
     its trained ranges. Output: int8 logits (scale and zero point in `inspect_tflite(...).outputs`).
+    per_channel_dense=False keeps one weight scale per Dense kernel (QAT's own grid) instead of
+    the converter's per-channel re-quantization; TFLM then needs no per-channel multiplier arrays
+    for FULLY_CONNECTED, which matters when `lean_graph` repeats an FC per row chunk.
     """
     arrays = _check_inputs(representative_inputs, seq_len)
     count = min(len(arrays["token_ids"]), max_calibration_examples)
@@ -101,6 +106,9 @@ def to_int8_tflite(
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_output_type = tf.int8  # ids stay int32 whatever the input type says
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not (
+        per_channel_dense
+    )
     try:
         return bytes(converter.convert())
     except Exception as error:  # many lines of MLIR, or none (the reason went to stderr)
@@ -148,6 +156,7 @@ class OpInfo:
     custom: bool
     inputs: list  # tensor indices (-1: optional input absent)
     outputs: list
+    options: object = None  # the builtin options table (object API), e.g. BatchMatMulOptionsT
 
 
 @dataclass
@@ -197,12 +206,19 @@ def layer_from_tensor_name(name: str) -> str | None:
     return re.sub(r"^quant_", "", parts[1]) or None
 
 
-def inspect_tflite(model_bytes: bytes) -> TFLiteReport:
-    """Op list, tensors (dtype, shape, quantization) and the graph's inputs/outputs."""
+def inspect_tflite(model_bytes: bytes, subgraph: int | None = None) -> TFLiteReport:
+    """Op list, tensors (dtype, shape, quantization) and the graph's inputs/outputs.
+
+    subgraph=None: the model must have exactly one subgraph; an index reads that subgraph of a
+    model with several (e.g. length buckets)."""
     model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(model_bytes, 0))
-    if len(model.subgraphs) != 1:
-        raise ValueError(f"expected one subgraph, got {len(model.subgraphs)}")
-    graph = model.subgraphs[0]
+    if subgraph is None:
+        if len(model.subgraphs) != 1:
+            raise ValueError(f"expected one subgraph, got {len(model.subgraphs)}")
+        subgraph = 0
+    if not 0 <= subgraph < len(model.subgraphs):
+        raise ValueError(f"subgraph {subgraph}: the model has {len(model.subgraphs)} subgraphs")
+    graph = model.subgraphs[subgraph]
     tensors = []
     for i, tensor in enumerate(graph.tensors):
         quant = tensor.quantization
@@ -235,7 +251,14 @@ def inspect_tflite(model_bytes: bytes) -> TFLiteReport:
             else _BUILTIN_OPS.get(builtin, str(builtin))
         )
         ops.append(
-            OpInfo(i, name, custom, [int(t) for t in op.inputs], [int(t) for t in op.outputs])
+            OpInfo(
+                i,
+                name,
+                custom,
+                [int(t) for t in op.inputs],
+                [int(t) for t in op.outputs],
+                op.builtinOptions,
+            )
         )
     return TFLiteReport(
         size_bytes=len(model_bytes),

@@ -3,7 +3,10 @@
 `int8_under_tflm(model, task, tokenizer, seq_len, ...)`:
 1. converts `model` (float: post-training quantization; QAT: keeps its trained ranges) to a batch-1
    int8 .tflite, calibrating on `calibration_examples` training examples (seeded sample);
-2. `check_int8_graph`: int8/int32 tensors only, TFLM int8 ops only, no QUANTIZE/DEQUANTIZE;
+2. `lean_graph.lean_tflite` (unless lean=False): the exact memory-lean rewrite; with
+   `chunk_candidates`, each row-chunk size is tried and the one whose measured arena is
+   smallest is kept; then `check_int8_graph`: int8/int32 tensors only, TFLM int8 ops only, no
+   QUANTIZE/DEQUANTIZE;
 3. runs every test example under `tflite_micro` and scores the task metric on the int8 logits;
 4. compares the predicted classes with each Keras model in `references` on the same test split;
 5. measures the arena TFLM needs and builds the memory report.
@@ -20,6 +23,7 @@ import numpy as np
 from tflm_embbert.convert import check_int8_graph, to_int8_tflite
 from tflm_embbert.datasets import TaskData
 from tflm_embbert.finetune import encode
+from tflm_embbert.lean_graph import LeanOptions, lean_tflite
 from tflm_embbert.memory_report import memory_report
 from tflm_embbert.metrics import compute_metrics
 from tflm_embbert.rewrites import export_rewrites, trained_parameters
@@ -36,9 +40,11 @@ class Int8Result:
     op_counts: dict
     output_quantization: dict  # {"scale": ..., "zero_point": ...} of the int8 logits
     seconds: dict = field(default_factory=dict)
+    lean: dict | None = None  # smallest_lean's choice; None: the converter's graph as it is
 
     def to_json(self) -> dict:
         return {
+            "lean": self.lean,
             "test": self.test,
             "agreement": self.agreement,
             "memory": self.memory,
@@ -71,6 +77,9 @@ def int8_under_tflm(
     calibration_examples: int = 200,
     seed: int = 0,
     measure_arena: bool = True,
+    lean: bool = True,
+    chunk_candidates: tuple = (0, 64, 32),
+    per_channel_dense: bool = True,
     progress=None,
 ) -> Int8Result:
     """Converts, checks and scores `model` under TFLM (see the module docstring)."""
@@ -81,7 +90,10 @@ def int8_under_tflm(
     if not is_qat(model):
         model = export_rewrites(model)
     calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
-    tflite = to_int8_tflite(model, seq_len, calibration)
+    tflite = to_int8_tflite(model, seq_len, calibration, per_channel_dense=per_channel_dense)
+    lean_choice = None
+    if lean:
+        tflite, lean_choice = smallest_lean(tflite, chunk_candidates, measure_arena, progress)
     report = check_int8_graph(tflite)
     seconds["convert"] = round(time.time() - started, 1)
     progress(f"int8: {report.summary()}")
@@ -121,7 +133,28 @@ def int8_under_tflm(
         op_counts=report.op_counts,
         output_quantization={"scale": output.scale, "zero_point": output.zero_point},
         seconds=seconds,
+        lean=lean_choice,
     )
+
+
+def smallest_lean(tflite: bytes, chunk_candidates, measure: bool, progress) -> tuple:
+    """The lean rewrite (exact) with the row-chunk size whose TFLM arena is smallest.
+
+    Chunks cut the planned part of the arena but every chunk's ops add persistent bytes, so the
+    best size depends on L and is measured, not guessed. Returns (tflite, {"chunk_rows": ...,
+    "arena_by_chunk_rows": {...}})."""
+    candidates = tuple(chunk_candidates) if measure else tuple(chunk_candidates)[:1]
+    best, arenas = None, {}
+    for rows in candidates:
+        graph = lean_tflite(tflite, LeanOptions(chunk_rows=rows))
+        arena = measure_arena_bytes(graph)["minimum"] if len(candidates) > 1 else 0
+        arenas[rows] = arena
+        if best is None or arena < arenas[best[0]]:
+            best = (rows, graph)
+    if len(candidates) > 1:
+        shown = ", ".join(f"{rows or 'none'}: {arena:,} B" for rows, arena in arenas.items())
+        progress(f"lean graph: arena by row-chunk size ({shown}); keeping {best[0] or 'none'}")
+    return best[1], {"chunk_rows": best[0], "arena_by_chunk_rows": arenas}
 
 
 def _hidden_dim(report) -> int:
