@@ -1,0 +1,205 @@
+"""Length buckets on a tiny int8 `embbert`: a bucket graph computes exactly what the full-length
+graph computes, the bucketed model dispatches to the shortest bucket that holds the input under
+the TFLM runtime, the weights are stored once, and mismatched graphs are refused in one line.
+
+One tiny float classifier, converted (post-training int8, calibrated at each length) at L = 32
+(full), 8 and 16 (buckets), built once for the module.
+"""
+
+import numpy as np
+import pytest
+
+from keras_models.backend import keras
+from keras_models.models import build_classifier
+from tests.conftest import WORDS, tiny_config
+from tflm_embbert import length_buckets as lb
+from tflm_embbert.convert import to_int8_tflite
+from tflm_embbert.datasets import Example
+from tflm_embbert.finetune import encode
+from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+
+FULL, BUCKETS = 32, (8, 16)
+
+
+def _sentences(n, seed):
+    rng = np.random.default_rng(seed)
+    return [
+        Example(" ".join(rng.choice(WORDS, size=int(rng.integers(1, 40)))), None, 0)
+        for _ in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def graphs(tiny_tokenizer):
+    keras.utils.set_random_seed(0)
+    model = build_classifier(tiny_config(), 3)
+    examples = _sentences(48, seed=0)
+    converted = {}
+    for length in (FULL,) + BUCKETS:
+        calibration, _ = encode(tiny_tokenizer, examples, length)
+        converted[length] = to_int8_tflite(model, length, calibration)
+    return converted
+
+
+@pytest.fixture(scope="module")
+def inputs(tiny_tokenizer):
+    """(1, 32) ids of every length from 1 to 32 real tokens (the bucket edges 8/9, 16/17)."""
+    x, _ = encode(tiny_tokenizer, _sentences(64, seed=1), FULL)
+    real = (x["token_ids"] != 0).sum(1)
+    rows = [int(np.argmin(np.abs(real - n))) for n in range(1, FULL + 1)]
+    x = {k: v[rows].copy() for k, v in x.items()}
+    for n, row in enumerate(x["token_ids"], start=1):  # exactly n real tokens
+        x["segment_ids"][n - 1, n:] = 0
+        row[n:] = 0
+        row[:n][row[:n] == 0] = 5
+        x["segment_ids"][n - 1, :n] = np.maximum(x["segment_ids"][n - 1, :n], 1)
+    assert ((x["token_ids"] != 0).sum(1) == np.arange(1, FULL + 1)).all()
+    return x
+
+
+@pytest.fixture(scope="module")
+def reference(graphs, inputs):
+    return run_tflm(graphs[FULL], inputs).raw
+
+
+def _lengths(inputs):
+    return (inputs["token_ids"] != 0).sum(1)
+
+
+@pytest.mark.parametrize("length", BUCKETS)
+def test_bucket_graph_gives_the_full_graphs_logits(graphs, inputs, reference, length):
+    bucket = lb.bucket_graph(graphs[FULL], graphs[length])
+    fits = _lengths(inputs) <= length
+    short = {k: v[fits][:, :length] for k, v in inputs.items()}
+    np.testing.assert_array_equal(run_tflm(bucket, short).raw, reference[fits])
+    assert lb.sequence_length(lb.load_model(bucket)) == length
+
+
+def test_bucketed_model_matches_the_full_graph_under_tflm(graphs, inputs, reference):
+    model = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    lb.check_bucketed_graph(model)
+    np.testing.assert_array_equal(lb.run_bucketed(model, inputs), reference)
+    assert sorted(lb.bucket_subgraphs(model)) == sorted(BUCKETS + (FULL,))
+
+
+def _tag_buckets(model, targets):
+    """Each bucket's classifier gets zero weights and a bias giving the int8 output targets[k],
+    so the logits say which bucket ran."""
+    table = dict(zip(*[model_list for model_list in _bucket_table(model)], strict=True))
+    for length, index in table.items():
+        graph = model.subgraphs[index]
+        head = graph.operators[-1]  # FULLY_CONNECTED (x, weights[, bias])
+        x, weights = (graph.tensors[int(i)] for i in head.inputs[:2])
+        out = graph.tensors[int(head.outputs[0])]
+        bias_scale = x.quantization.scale[0] * weights.quantization.scale[0]
+        value = round(
+            (targets[length] - out.quantization.zeroPoint[0])
+            * out.quantization.scale[0]
+            / bias_scale
+        )
+        weights.buffer = _new_buffer(model, np.zeros(lb._shape(weights), np.int8))
+        bias = lb._tensor(
+            "tag_bias",
+            lb.schema_fb.TensorType.INT32,
+            lb._shape(out)[-1:],
+            _new_buffer(model, np.full(lb._shape(out)[-1:], value, np.int32)),
+        )
+        bias.quantization = lb.schema_fb.QuantizationParametersT()
+        bias.quantization.scale, bias.quantization.zeroPoint = [bias_scale], [0]
+        graph.tensors.append(bias)
+        head.inputs = np.asarray([head.inputs[0], head.inputs[1], len(graph.tensors) - 1], np.int32)
+    return model
+
+
+def _bucket_table(model):
+    import json
+
+    entry = next(m for m in model.metadata if m.name == lb.METADATA_NAME.encode())
+    table = json.loads(bytes(model.buffers[entry.buffer].data))
+    return table["lengths"], table["subgraphs"]
+
+
+def _new_buffer(model, array):
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
+
+    buffer = schema_fb.BufferT()
+    buffer.data = np.frombuffer(array.tobytes(), np.uint8).copy()
+    model.buffers.append(buffer)
+    return len(model.buffers) - 1
+
+
+def test_dispatch_runs_the_shortest_bucket_that_holds_the_input(graphs, inputs):
+    lengths = BUCKETS + (FULL,)
+    targets = {length: -100 + 40 * k for k, length in enumerate(lengths)}
+    tagged = _tag_buckets(
+        lb.bucketed_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}), targets
+    )
+    ran = lb.run_bucketed(lb.serialize(tagged), inputs)[:, 0]
+    expected = [targets[length] for length in lb.chosen_length(inputs["token_ids"], lengths)]
+    np.testing.assert_array_equal(ran, expected)
+    real = _lengths(inputs)
+    for length in lengths:  # the shortest bucket that holds the input
+        shorter = [b for b in lengths if b < length]
+        picked = real[ran == targets[length]]
+        assert picked.size and picked.max() <= length
+        assert not shorter or picked.min() > max(shorter)
+
+
+def test_weights_are_stored_once(graphs):
+    full = lb.load_model(graphs[FULL])
+    bucketed = lb.load_model(lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS}))
+
+    def data_bytes(model):
+        return sum(len(b.data) for b in model.buffers if b.data is not None)
+
+    added = data_bytes(bucketed) - data_bytes(full)
+    assert 0 <= added <= 512, added  # slice bounds and the bucket table, no weight copies
+    buckets = _bucket_table(bucketed)[1]
+    full_graph = bucketed.subgraphs[buckets[-1]]
+    weights = {t.buffer for t in full_graph.tensors if lb._quantized(t) and lb._data(bucketed, t)}
+    for index in buckets[:-1]:
+        graph = bucketed.subgraphs[index]
+        used = {t.buffer for t in graph.tensors if lb._quantized(t) and lb._data(bucketed, t)}
+        assert used == weights  # the position table included: a shared prefix
+    raw = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    root = lb.schema_fb.Model.GetRootAsModel(raw, 0)
+    for i in range(root.BuffersLength()):
+        buffer = root.Buffers(i)
+        if buffer.DataLength():
+            assert buffer._tab.Vector(buffer._tab.Offset(4)) % 16 == 0  # aligned as TFLite does
+
+
+def test_bucket_entries_share_weights_and_run_each_bucket_alone(graphs, inputs, reference):
+    data, offsets = lb.bucket_entries(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    assert offsets[FULL] == 0 and all(o % 16 == 0 for o in offsets.values())
+    assert len(data) < len(graphs[FULL]) + sum(len(graphs[b]) for b in BUCKETS) // 4
+    chosen = lb.chosen_length(inputs["token_ids"], offsets)
+    for length, offset in offsets.items():
+        rows = chosen == length
+        short = {k: v[rows][:, :length] for k, v in inputs.items()}
+        np.testing.assert_array_equal(run_tflm(data[offset:], short).raw, reference[rows])
+    smallest = measure_arena_bytes(data[offsets[BUCKETS[0]] :])["minimum"]
+    assert smallest < measure_arena_bytes(data)["minimum"]
+
+
+def test_topology_mismatch_raises_one_line(graphs, tiny_tokenizer):
+    keras.utils.set_random_seed(0)
+    other = build_classifier(tiny_config(num_layers=1), 3)
+    calibration, _ = encode(tiny_tokenizer, _sentences(8, seed=0), BUCKETS[0])
+    with pytest.raises(ValueError, match=r"^topology differs") as error:
+        lb.bucket_graph(graphs[FULL], to_int8_tflite(other, BUCKETS[0], calibration))
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="exceeds the full graph's length"):
+        lb.bucket_graph(graphs[BUCKETS[0]], graphs[FULL])
+    with pytest.raises(ValueError, match="is a graph of length"):
+        lb.bucketed_model(graphs[FULL], {12: graphs[BUCKETS[0]]})
+
+
+def test_rewrite_hook_sees_every_bucket_once(graphs):
+    seen = []
+
+    def rewrite(model, index):
+        seen.append(lb.sequence_length(model, index))
+
+    lb.bucketed_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
+    assert seen == list(BUCKETS) + [FULL]
