@@ -1,0 +1,827 @@
+"""The paper's benchmark, measured: every task x model, float Keras / QAT Keras / int8 under TFLM.
+
+    python bench/paper_benchmark.py --quick          # snips + emotion, 5 models, 1 seed, 3+1 epochs
+    python bench/paper_benchmark.py                  # everything (many hours; resumable)
+    python bench/paper_benchmark.py --report_only    # rebuild results.md/json + plots from cells
+
+One cell = (task, model, seed), run by `tflm_embbert.pipeline.run_pipeline`: float fine-tuning
+(best epoch on a seeded 10% validation slice of train, reference recipe: lr 1e-4, batch 32,
+AdamW wd 0.05, up to --epochs, early stop after 3 epochs without gain) -> QAT fine-tuning
+(up to --qat_epochs at lr 2e-5, best validation epoch) -> full-integer .tflite -> the whole test
+split (GLUE: dev) run example by example under the `tflite_micro` runtime -> arena bisected to
+the smallest that runs. On top of the pipeline a cell records the MACs per inference
+(`tflm_embbert.macs.count_macs`) and the host TFLM invoke time (`tflm_check.invoke_ms`).
+
+Models: `embbert` is fine-tuned from the shipped pretrained backbone (3 seeds). The baselines
+(`bert_2mb`, `nanobert`, `embedder`, `embedder_conv`) have no pretrained backbone here (pretraining
+one took 1.2 h on this machine), so they are trained from random initialisation, 1 seed;
+`embbert_scratch` (EmbBERT from random initialisation, 1 seed) gives the equal-protocol comparison.
+`bert_2mb` has a 2,048-token vocabulary (its preset): its WordPiece tokenizer is trained with the
+shipped tokenizer's recipe (same corpus and task train texts) into --tokenizers_dir if missing.
+
+Sequence length per task (and tokenizer): the --seq_len_percentile of the token lengths of the
+task's whole official train split ([CLS]/[SEP] included), rounded up to a multiple of 16 and capped
+at --max_seq_len (`tflm_embbert.finetune.auto_seq_len`).
+
+Resumable: a finished cell is <out>/cells/<task>__<model>__s<seed>.json and is never recomputed;
+a failed cell writes <id>.error.json (one line) and the run goes on (it is retried next time).
+Cells run cheap tasks first, seed 0 of every model before the extra seeds, so a partial run
+already fills the table. Every invocation is appended to <out>/invocations.json (its wall time);
+results.md / results.json / *.png are rewritten from all cells at the end of each invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from bench.common import machine, markdown_table, write_json  # noqa: E402
+from keras_models.presets import PRESETS  # noqa: E402
+from tflm_embbert import paths  # noqa: E402
+from tflm_embbert.datasets import TASKS  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    preset: str
+    pretrained: bool  # True: fine-tuned from the shipped backbone; False: random init
+
+
+MODELS: dict[str, ModelSpec] = {
+    "embbert": ModelSpec("embbert", "embbert", True),
+    "bert_2mb": ModelSpec("bert_2mb", "bert_2mb", False),
+    "nanobert": ModelSpec("nanobert", "nanobert", False),
+    "embedder": ModelSpec("embedder", "embedder", False),
+    "embedder_conv": ModelSpec("embedder_conv", "embedder_conv", False),
+    "embbert_scratch": ModelSpec("embbert_scratch", "embbert", False),
+}
+assert all(spec.preset in PRESETS for spec in MODELS.values())
+
+# WNLI is left out by default: 635 train examples, and the paper scored it as 1 - accuracy.
+DEFAULT_TASKS = [name for name in TASKS if name != "wnli"]
+# Cheap tasks first, so a partial run already covers most of the table.
+RUN_ORDER = (
+    "snips",
+    "cola",
+    "mrpc",
+    "rte",
+    "stsb",
+    "wnli",
+    "emotion",
+    "ag_news",
+    "sst2",
+    "cyberbullying",
+    "imdb",
+)
+QUICK = {
+    "tasks": ["snips", "emotion"],
+    "models": ["embbert", "bert_2mb", "nanobert", "embedder", "embedder_conv"],
+    "embbert_seeds": ["0"],
+    "baseline_seeds": ["0"],
+    "epochs": 3,
+    "qat_epochs": 1,
+    "out": "bench/results/paper_benchmark_quick",
+    "models_out": "runs/paper_bench_quick",
+}
+
+# The paper's figures (float / 8-bit), from ../shared/notes/embbert-reference.md ("from the
+# code's result files"; test = GLUE dev). References only: never computed here. The paper's
+# 8-bit is a GPU int8 scheme (bitsandbytes + LoRA), not a microcontroller runtime.
+PAPER_EMBBERT = {
+    "emotion": (89.6, 89.9, ""),
+    "snips": (97.7, 97.9, ""),
+    "ag_news": (90.5, 90.6, "paper: full 120k train"),
+    "imdb": (84.1, 84.0, ""),
+    "sst2": (79.3, 81.0, ""),
+    "cola": (12.4, 10.7, ""),
+    "mrpc": (69.2, 68.0, "paper: weighted F1, ours: positive-class F1"),
+    "stsb": (49.3, 49.3, ""),
+    "rte": (50.0, 49.3, ""),
+}
+METRIC_LABEL = {"accuracy": "acc", "mcc": "MCC", "f1": "F1 (pos.)", "spearman": "Spearman"}
+STAGES = (("float", "float Keras"), ("qat", "QAT Keras"), ("int8_tflm", "int8 TFLM"))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool(
+    "quick",
+    False,
+    "Quick mode: "
+    + ", ".join(f"{k}={v}" for k, v in QUICK.items())
+    + " (flags given on the command line win).",
+)
+flags.DEFINE_list("tasks", DEFAULT_TASKS, f"Tasks, from: {', '.join(TASKS)}.")
+flags.DEFINE_list("models", list(MODELS), f"Models, from: {', '.join(MODELS)}.")
+flags.DEFINE_list("embbert_seeds", ["0", "1", "2"], "Seeds of `embbert` (pretrained backbone).")
+flags.DEFINE_list("baseline_seeds", ["0"], "Seeds of every other model.")
+flags.DEFINE_integer("epochs", 10, "Max float epochs (reference: up to 10).")
+flags.DEFINE_list("epoch_caps", ["imdb:5"], "task:max_epochs caps on --epochs for big tasks.")
+flags.DEFINE_integer("qat_epochs", 2, "Max QAT epochs.")
+flags.DEFINE_float("qat_learning_rate", 2e-5, "QAT learning rate.")
+flags.DEFINE_float("seq_len_percentile", 99.0, "Percentile of train token lengths giving L.")
+flags.DEFINE_integer("max_seq_len", 256, "Cap on L.")
+flags.DEFINE_integer("invoke_examples", 20, "Test examples timed for the host TFLM invoke time.")
+flags.DEFINE_string("out", "bench/results/paper_benchmark", "Result folder (cells, tables, plots).")
+flags.DEFINE_string("models_out", "runs/paper_bench", "Where each cell's models are written.")
+flags.DEFINE_string(
+    "tokenizers_dir",
+    "bench/results/paper_benchmark/tokenizers",
+    "Folder of the tokenizers not shipped (wordpiece<V>/), trained if missing.",
+)
+flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained embbert backbone.")
+flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
+flags.DEFINE_bool("report_only", False, "Only rebuild results.md/json and the plots from cells.")
+flags.DEFINE_integer("max_cells", 0, "Stop after computing this many cells (0: no limit).")
+flags.DEFINE_float("max_hours", 0.0, "Start no new cell after this many hours (0: no limit).")
+
+
+def _known(values: list[str], known, what: str) -> bool:
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise flags.ValidationError(
+            f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+        )
+    return True
+
+
+def _seeds(values: list[str]) -> bool:
+    if not values or not all(v.isdigit() for v in values):
+        raise flags.ValidationError(f"expected non-negative integers, got {values}")
+    return True
+
+
+def parse_epoch_caps(values: list[str]) -> dict[str, int]:
+    """["imdb:5"] -> {"imdb": 5}; one-line ValueError on a bad entry."""
+    caps = {}
+    for value in values:
+        task, _, epochs = value.partition(":")
+        if task not in TASKS or not epochs.isdigit() or int(epochs) < 1:
+            raise ValueError(
+                f"expected task:epochs with a known task and epochs >= 1, got {value!r}"
+            )
+        caps[task] = int(epochs)
+    return caps
+
+
+def _caps(values: list[str]) -> bool:
+    try:
+        parse_epoch_caps(values)
+    except ValueError as error:
+        raise flags.ValidationError(str(error)) from None
+    return True
+
+
+flags.register_validator("tasks", lambda v: _known(v, TASKS, "task"))
+flags.register_validator("models", lambda v: _known(v, MODELS, "model"))
+flags.register_validator("embbert_seeds", _seeds)
+flags.register_validator("baseline_seeds", _seeds)
+flags.register_validator("epoch_caps", _caps)
+flags.register_validator("seq_len_percentile", lambda v: 0 < v <= 100, "must be in (0, 100]")
+flags.register_validator("max_seq_len", lambda v: 16 <= v <= 256, "must be in [16, 256]")
+
+
+# --------------------------------------------------------------------------- plan
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    model: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}__{self.model}__s{self.seed}"
+
+
+def plan_cells(
+    tasks: list[str], models: list[str], embbert_seeds: list[int], baseline_seeds: list[int]
+) -> list[Cell]:
+    """Every (task, model, seed), in run order: seed 0 of every model except `embbert_scratch`
+    task by task (cheap tasks first), then `embbert`'s other seeds, then the rest."""
+    cells = []
+    for task in tasks:
+        for model in models:
+            seeds = embbert_seeds if MODELS[model].pretrained else baseline_seeds
+            for rank, seed in enumerate(dict.fromkeys(seeds)):
+                if rank == 0 and model != "embbert_scratch":
+                    phase = 0
+                elif MODELS[model].pretrained:
+                    phase = 1
+                else:
+                    phase = 2
+                cost = RUN_ORDER.index(task) if task in RUN_ORDER else len(RUN_ORDER)
+                cells.append((phase, cost, models.index(model), seed, task, model))
+    return [Cell(task, model, seed) for *_, seed, task, model in sorted(cells)]
+
+
+def cell_path(out: Path, cell: Cell) -> Path:
+    return out / "cells" / f"{cell.id}.json"
+
+
+def run_cells(
+    plan: list[Cell],
+    out: Path,
+    compute: Callable[[Cell], dict],
+    *,
+    max_cells: int = 0,
+    max_seconds: float = 0.0,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Computes every planned cell that has no JSON yet (written when it finishes; a cached cell
+    is never recomputed). A failing cell writes <id>.error.json and the run goes on. Returns
+    {"computed", "cached", "failed", "skipped"} lists of cell ids."""
+    started = time.time()
+    done = {"computed": [], "cached": [], "failed": [], "skipped": []}
+    total = len(plan)
+    for index, cell in enumerate(plan, 1):
+        path = cell_path(out, cell)
+        if path.exists():
+            done["cached"].append(cell.id)
+            progress(f"[{index}/{total}] {cell.id}: cached")
+            continue
+        elapsed = time.time() - started
+        if (max_cells and len(done["computed"]) >= max_cells) or (
+            max_seconds and elapsed >= max_seconds
+        ):
+            done["skipped"].append(cell.id)
+            continue
+        progress(f"[{index}/{total}] {cell.id}: running ({elapsed / 60:.1f} min into this run)")
+        cell_started = time.time()
+        error_path = path.with_name(f"{cell.id}.error.json")
+        try:
+            result = compute(cell)
+        except Exception as error:  # noqa: BLE001 - one failing cell must not stop a long run
+            line = " ".join(f"{type(error).__name__}: {error}".split())
+            write_json(
+                error_path,
+                {
+                    "cell": cell.id,
+                    "error": line,
+                    "traceback": traceback.format_exc(),
+                    "wall_seconds": round(time.time() - cell_started, 1),
+                },
+            )
+            done["failed"].append(cell.id)
+            progress(f"[{index}/{total}] {cell.id}: FAILED ({line}); see {error_path}")
+            continue
+        result = {"cell": cell.id, **asdict(cell), **result}
+        result["wall_seconds"] = round(time.time() - cell_started, 1)
+        write_json(path, result)
+        error_path.unlink(missing_ok=True)
+        done["computed"].append(cell.id)
+        remaining = total - index
+        progress(
+            f"[{index}/{total}] {cell.id}: done in {result['wall_seconds']:.0f} s "
+            f"({_cell_summary(result)}); {remaining} cells after it"
+        )
+    if done["skipped"]:
+        progress(f"stopped by --max_cells/--max_hours: {len(done['skipped'])} cells left")
+    return done
+
+
+def _cell_summary(cell: dict) -> str:
+    parts = []
+    for stage, label in STAGES:
+        if stage in cell and cell[stage].get("test"):
+            parts.append(f"{label} {100 * cell[stage]['test'][cell['metric']]:.2f}")
+    if cell.get("flash_bytes") and cell.get("arena_bytes"):
+        parts.append(f"flash {cell['flash_bytes']:,} B + arena {cell['arena_bytes']:,} B")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- one cell
+@dataclass
+class Settings:
+    data_dir: Path
+    backbone: Path
+    tokenizers_dir: Path
+    models_out: Path
+    epochs: int
+    epoch_caps: dict[str, int]
+    qat_epochs: int
+    qat_learning_rate: float
+    seq_len_percentile: float
+    max_seq_len: int
+    invoke_examples: int
+    quick: bool
+    _seq_lens: dict = field(default_factory=dict, repr=False)
+
+    def epochs_for(self, task: str) -> int:
+        return min(self.epochs, self.epoch_caps.get(task, self.epochs))
+
+
+def vocab_sha256(tokenizer_dir: Path) -> str:
+    return hashlib.sha256((Path(tokenizer_dir) / "vocab.txt").read_bytes()).hexdigest()
+
+
+def tokenizer_dir_for(settings: Settings, vocab_size: int) -> Path:
+    """The shipped tokenizer for its vocabulary size; otherwise <tokenizers_dir>/wordpiece<V>,
+    trained with the shipped tokenizer's recipe (pretraining corpus + task train texts,
+    min pair frequency 2) when missing."""
+    from tflm_embbert.tokenizer import Tokenizer
+
+    if Tokenizer.load(settings.backbone).vocab_size == vocab_size:
+        return settings.backbone
+    folder = settings.tokenizers_dir / f"wordpiece{vocab_size}"
+    if not (folder / "vocab.txt").exists():
+        from tflm_embbert.corpus import DEFAULT_TASK_TEXTS, corpus_texts
+
+        print(f"training a {vocab_size}-token WordPiece tokenizer into {folder}", flush=True)
+        texts = corpus_texts(
+            settings.data_dir / "pretrain_corpus", DEFAULT_TASK_TEXTS, settings.data_dir
+        )
+        Tokenizer.train(texts, vocab_size, min_frequency=2).save(folder)
+    return folder
+
+
+def choose_seq_len(tokenizer, task, percentile: float, cap: int) -> int:
+    """L for a task: the `percentile` of its whole official train split's token lengths (the
+    validation slice included, so L does not depend on the seed), rounded up to a multiple of 16,
+    capped at `cap`. Never looks at the test split."""
+    from tflm_embbert.finetune import auto_seq_len
+
+    return auto_seq_len(tokenizer, task.train + task.validation, percentile=percentile, cap=cap)
+
+
+def compute_cell(cell: Cell, settings: Settings) -> dict:
+    """Runs one cell (see the module docstring) and returns its JSON-ready results."""
+    from keras_models.backend import keras
+    from keras_models.presets import get_config
+    from tflm_embbert.datasets import load_task
+    from tflm_embbert.finetune import encode
+    from tflm_embbert.macs import count_macs
+    from tflm_embbert.pipeline import run_pipeline
+    from tflm_embbert.tflm_check import invoke_ms
+    from tflm_embbert.tokenizer import Tokenizer
+
+    spec = MODELS[cell.model]
+    config = None if spec.pretrained else get_config(spec.preset)
+    vocab_size = config.vocabulary_size if config else Tokenizer.load(settings.backbone).vocab_size
+    if spec.pretrained:
+        tokenizer_dir = settings.backbone
+    else:
+        tokenizer_dir = tokenizer_dir_for(settings, vocab_size)
+    tokenizer = Tokenizer.load(tokenizer_dir)
+    task = load_task(cell.task, settings.data_dir, seed=cell.seed)
+    key = (cell.task, str(tokenizer_dir))
+    if key not in settings._seq_lens:
+        settings._seq_lens[key] = choose_seq_len(
+            tokenizer, task, settings.seq_len_percentile, settings.max_seq_len
+        )
+    seq_len = settings._seq_lens[key]
+    epochs = settings.epochs_for(cell.task)
+    print(
+        f"{cell.id}: {spec.preset}, "
+        f"{'shipped backbone' if spec.pretrained else 'random init'}, L {seq_len}, "
+        f"up to {epochs} float + {settings.qat_epochs} QAT epochs, "
+        f"{len(task.train)} train / {len(task.validation)} validation / {len(task.test)} test",
+        flush=True,
+    )
+    folder = settings.models_out / cell.id
+    keras.backend.clear_session()  # one process runs many cells: drop the previous graphs
+    results = run_pipeline(
+        task,
+        tokenizer,
+        config,
+        folder,
+        backbone_dir=settings.backbone if spec.pretrained else None,
+        seq_len=seq_len,
+        epochs=epochs,
+        qat_epochs=settings.qat_epochs,
+        qat_learning_rate=settings.qat_learning_rate,
+        int8=True,
+        seed=cell.seed,
+        verbose=2,
+    )
+    results["pipeline_wall_seconds"] = results.pop("wall_seconds")
+    tflite = (folder / "model_int8.tflite").read_bytes()
+    timed, _ = encode(tokenizer, task.test[: settings.invoke_examples], seq_len)
+    memory = results["int8_tflm"]["memory"]
+    return {
+        "preset": spec.preset,
+        "init": "shipped pretrained backbone" if spec.pretrained else "random init, no pretraining",
+        "quick": settings.quick,
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        "tokenizer": {
+            "dir": _relative(tokenizer_dir),
+            "vocab_size": tokenizer.vocab_size,
+            "vocab_sha256": vocab_sha256(tokenizer_dir),
+        },
+        "seq_len_rule": {
+            "percentile": settings.seq_len_percentile,
+            "cap": settings.max_seq_len,
+            "of": "token lengths of the whole official train split, rounded up to 16",
+        },
+        "settings": {
+            "epochs": epochs,
+            "qat_epochs": settings.qat_epochs,
+            "qat_learning_rate": settings.qat_learning_rate,
+        },
+        **results,
+        "flash_bytes": memory["flash_tflite_bytes"],
+        "arena_bytes": memory["ram_arena_bytes"],
+        "macs": count_macs(tflite),
+        "invoke_ms": round(invoke_ms(tflite, timed, count=settings.invoke_examples), 3),
+        "invoke_examples": settings.invoke_examples,
+        "models_dir": _relative(folder),
+        "machine": machine(),
+    }
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(paths.REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- report
+def load_cells(out: Path) -> tuple[list[dict], list[dict]]:
+    """(finished cells, failed cells) found in <out>/cells."""
+    folder = out / "cells"
+    finished, failed = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        data = json.loads(path.read_text())
+        (failed if path.name.endswith(".error.json") else finished).append(data)
+    return finished, failed
+
+
+def score(cell: dict, stage: str) -> float | None:
+    """The task's primary metric of one stage, x100 (percent; MCC and Spearman x100 too)."""
+    test = cell.get(stage, {}).get("test")
+    return None if not test else 100 * test[cell["metric"]]
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
+def _table_order(cell: dict) -> tuple:
+    return list(TASKS).index(cell["task"]), list(MODELS).index(cell["model"]), cell["seed"]
+
+
+def group_cells(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """{(task, model): cells} in table order: tasks as in TASKS, models as in MODELS."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    order = sorted(cells, key=_table_order)
+    for cell in order:
+        groups.setdefault((cell["task"], cell["model"]), []).append(cell)
+    return groups
+
+
+def summarize(cells: list[dict]) -> list[dict]:
+    """One JSON row per (task, model): mean/std of each stage, memory, MACs, invoke time."""
+    rows = []
+    for (task, model), group in group_cells(cells).items():
+        row = {
+            "task": task,
+            "model": model,
+            "metric": group[0]["metric"],
+            "test_split": group[0]["test_split"],
+            "init": group[0]["init"],
+            "seeds": [c["seed"] for c in group],
+            "seq_len": sorted({c["seq_len"] for c in group}),
+        }
+        for stage, _ in STAGES:
+            values = [v for v in (score(c, stage) for c in group) if v is not None]
+            row[stage] = {
+                "values": [round(v, 4) for v in values],
+                "mean": round(float(np.mean(values)), 4) if values else None,
+                "std": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None,
+            }
+        gaps = [score(c, "int8_tflm") - score(c, "float") for c in group]
+        row["int8_minus_float_pp"] = round(float(np.mean(gaps)), 4)
+        gaps = [score(c, "int8_tflm") - score(c, "qat") for c in group]
+        row["int8_minus_qat_pp"] = round(float(np.mean(gaps)), 4)
+        row["flash_bytes"] = int(np.median([c["flash_bytes"] for c in group]))
+        row["arena_bytes"] = int(np.median([c["arena_bytes"] for c in group]))
+        row["macs"] = int(np.median([c["macs"]["total"] for c in group]))
+        row["invoke_ms"] = round(float(np.median([c["invoke_ms"] for c in group])), 3)
+        row["wall_seconds"] = round(sum(c["wall_seconds"] for c in group), 1)
+        rows.append(row)
+    return rows
+
+
+def _uniform(cells: list[dict], get) -> str:
+    """The distinct values of `get(cell)` over the cells, joined ("-" when there are none)."""
+    return ", ".join(sorted({str(get(c)) for c in cells})) or "-"
+
+
+def _seeds_text(rows: list[dict], pretrained: bool) -> str:
+    """ "3 seeds: mean ± sample std" / "1 seed" for the rows of pretrained (or other) models."""
+    counts = sorted({len(r["seeds"]) for r in rows if MODELS[r["model"]].pretrained == pretrained})
+    if not counts:
+        return "no cells yet"
+    text = "/".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
+    return text + (": mean ± sample std" if max(counts) > 1 else "")
+
+
+def _epochs_text(cells: list[dict]) -> str:
+    """Max float epochs: the common value, then the tasks that differ ("10 (imdb 5)")."""
+    per_task = {c["task"]: c["settings"]["epochs"] for c in cells}
+    if not per_task:
+        return "-"
+    values = list(per_task.values())
+    common = max(set(values), key=values.count)
+    others = [f"{t} {e}" for t, e in sorted(per_task.items()) if e != common]
+    return f"{common}" + (f" ({', '.join(others)})" if others else "")
+
+
+def write_report(out: Path, planned: int | None = None) -> str:
+    """results.json, results.md and the PNG plots from every cell under <out>/cells."""
+    from bench.plots import write_plots
+
+    cells, failed = load_cells(out)
+    rows = summarize(cells)
+    invocations = _read_invocations(out)
+    compute_s = sum(c["wall_seconds"] for c in cells)
+    elapsed_s = sum(i["elapsed_seconds"] for i in invocations)
+    if planned is None and invocations:
+        planned = invocations[-1]["planned"]
+    pct = _uniform(cells, lambda c: f"{c['seq_len_rule']['percentile']:g}")
+    cap = _uniform(cells, lambda c: c["seq_len_rule"]["cap"])
+    epochs = _epochs_text(cells)
+    qat_epochs = _uniform(cells, lambda c: c["settings"]["qat_epochs"])
+    quick = any(c.get("quick") for c in cells)
+
+    header = [
+        "task (metric, split)",
+        "model",
+        "init",
+        "seeds",
+        "L",
+        "float Keras",
+        "QAT Keras",
+        "int8 TFLM",
+        "int8 - float pp",
+        "int8 - QAT pp",
+        "paper EmbBERT float / 8-bit",
+        ".tflite B",
+        "arena B",
+        "flash + arena KiB",
+        "MMACs",
+        "host TFLM ms",
+    ]
+    table = []
+    for row in rows:
+        paper = PAPER_EMBBERT.get(row["task"])
+        paper_text = "-"
+        if paper and row["model"] == "embbert":
+            paper_text = f"{paper[0]} / {paper[1]}" + (f" ({paper[2]})" if paper[2] else "")
+        seeds = len(row["seeds"])
+        table.append(
+            [
+                f"{row['task']} ({METRIC_LABEL[row['metric']]}, {row['test_split']})",
+                f"`{row['model']}`",
+                "backbone" if row["init"].startswith("shipped") else "scratch",
+                f"{seeds}" + (" (mean ± std)" if seeds > 1 else ""),
+                "/".join(map(str, row["seq_len"])),
+                *[_mean_std(row[stage]["values"]) for stage, _ in STAGES],
+                f"{row['int8_minus_float_pp']:+.2f}",
+                f"{row['int8_minus_qat_pp']:+.2f}",
+                paper_text,
+                f"{row['flash_bytes']:,}",
+                f"{row['arena_bytes']:,}",
+                f"{(row['flash_bytes'] + row['arena_bytes']) / 1024:,.1f}",
+                f"{row['macs'] / 1e6:.2f}",
+                f"{row['invoke_ms']:.1f}",
+            ]
+        )
+    losses = [r for r in rows if r["int8_minus_float_pp"] < -0.5]
+    loss_lines = [
+        f"- {r['task']} / `{r['model']}`: {r['int8_minus_float_pp']:+.2f} pp vs float, "
+        f"{r['int8_minus_qat_pp']:+.2f} pp vs QAT "
+        f"(float {r['float']['mean']:.2f}, QAT {r['qat']['mean']:.2f}, "
+        f"int8 {r['int8_tflm']['mean']:.2f})"
+        for r in losses
+    ] or ["- none"]
+    every = [
+        [c["task"], f"`{c['model']}`", c["seed"], c["seq_len"]]
+        + [f"{score(c, stage):.2f}" for stage, _ in STAGES]
+        + [
+            f"{c['float']['best_epoch']}/{c['float']['epochs_run']}",
+            f"{100 * c['int8_tflm']['agreement']['float']:.1f}"
+            if c["int8_tflm"]["agreement"]
+            else "-",
+            f"{c['flash_bytes']:,}",
+            f"{c['arena_bytes']:,}",
+            f"{c['macs']['total']:,}",
+            f"{c['invoke_ms']:.1f}",
+            f"{c['wall_seconds']:.0f}",
+        ]
+        for c in sorted(cells, key=_table_order)
+    ]
+    every_header = [
+        "task",
+        "model",
+        "seed",
+        "L",
+        "float",
+        "QAT",
+        "int8 TFLM",
+        "best/run float epochs",
+        "int8 = float class %",
+        ".tflite B",
+        "arena B",
+        "MACs",
+        "host TFLM ms",
+        "wall s",
+    ]
+    status = f"{len(cells)} cells finished" + (f" of {planned} planned" if planned else "")
+    if failed:
+        reasons = "; ".join(f"{f['cell']} ({f['error']})" for f in failed)
+        status += f"; {len(failed)} failed: {reasons}"
+    command = "python bench/paper_benchmark.py" + (" --quick" if quick else "")
+    quick_text = ""
+    if quick:
+        quick_text = (
+            "**Quick mode** (`--quick`): a smoke test of the whole benchmark, not results: "
+            f"tasks {', '.join(dict.fromkeys(r['task'] for r in rows))}, one seed, at most "
+            f"{epochs} float and {qat_epochs} QAT epochs, so every model is under-trained "
+            "(the from-scratch baselines most).\n\n"
+        )
+    text = (
+        f"# Paper benchmark{' (quick mode)' if quick else ''}: float, QAT and int8 under TFLM\n\n"
+        f"Command: `{command}` (resumable; {status}). Every int8 figure is the full-integer "
+        "model run example by example under the `tflite_micro` runtime on the whole test split "
+        "(GLUE: dev). Metric x100: accuracy, Matthews correlation (CoLA), positive-class F1 "
+        "(MRPC), Spearman (STS-B). Fine-tuning: lr 1e-4, batch 32, AdamW wd 0.05, up to "
+        f"{epochs} float epochs, early stop after 3 epochs without gain, "
+        f"best epoch on a seeded 10% validation slice of train; QAT up to {qat_epochs} epochs "
+        "(lr 2e-5) from the float model, best validation epoch; test scored once.\n\n"
+        f"- L per task (and tokenizer): the {pct}th percentile of the token lengths of the task's "
+        f"training split, rounded up to a multiple of 16, capped at {cap}. `bert_2mb` uses its "
+        "own 2,048-token WordPiece vocabulary (trained with the shipped tokenizer's recipe), so "
+        "its L can differ. That vocabulary is committed beside the results (training it again "
+        "is not bit-reproducible: the `tokenizers` trainer breaks ties in parallel); every cell "
+        "records its tokenizer's sha256.\n"
+        "- `embbert` is fine-tuned from the shipped pretrained backbone "
+        f"({_seeds_text(rows, True)}). The baselines are **trained from random initialisation** "
+        "(no pretrained backbone "
+        f"exists for them here; {_seeds_text(rows, False)}); `embbert_scratch` is EmbBERT from "
+        "random init, the equal-protocol comparison. The paper pretrained every model.\n"
+        "- AG News: the 10k-example train subset (`train_subset_alps10k.tsv`); the paper used all "
+        "120k. Test: the official 7,600.\n"
+        "- Paper columns: the paper's EmbBERT figures (float / 8-bit) from its code's result "
+        "files, for reference only; its 8-bit is a GPU int8 scheme (bitsandbytes + LoRA), not "
+        "a microcontroller runtime, and its MRPC figure is weighted F1 (ours: positive-class F1, "
+        "GLUE's).\n"
+        "- Memory is measured: flash = .tflite bytes, RAM = the smallest TFLM arena that "
+        "allocates and invokes. MMACs: multiply-accumulates per inference in matmuls and "
+        "convolutions (`tflm_embbert.macs`). Host TFLM ms: median `invoke()` on this x86 host "
+        "(reference kernels), not a board figure.\n\n"
+        + quick_text
+        + markdown_table(header, table)
+        + "\nint8 - float includes the QAT fine-tuning (extra epochs at a low learning rate); "
+        "int8 - QAT isolates the conversion to full integer and the TFLM kernels.\n"
+        + "\n## Where int8 under TFLM loses more than 0.5 pp against float\n\n"
+        + "\n".join(loss_lines)
+        + "\n\n## Compute\n\n"
+        f"- {len(cells)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
+        f"{elapsed_s / 3600:.2f} h elapsed over {len(invocations)} invocation(s) "
+        f"({elapsed_s / 60:.1f} min), machine: {machine()['cpu_count']} CPU cores. Times "
+        "are wall times on a machine that may be shared (load average: 1, 5, 15 min).\n"
+        + "".join(_invocation_line(i) for i in invocations)
+        + "\n## Every cell\n\n"
+        + markdown_table(every_header, every)
+        + "\nPlots: `accuracy_vs_memory.png` (int8-under-TFLM metric vs measured flash + arena), "
+        "`int8_vs_float.png` (int8 TFLM minus float Keras, per task and model).\n"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text)
+    write_json(
+        out / "results.json",
+        {
+            "machine": machine(),
+            "quick": quick,
+            "cells_finished": len(cells),
+            "cells_planned": planned,
+            "failed": [{"cell": f["cell"], "error": f["error"]} for f in failed],
+            "compute": {
+                "cell_wall_seconds_sum": round(compute_s, 1),
+                "invocations_elapsed_seconds_sum": round(elapsed_s, 1),
+                "invocations": len(invocations),
+            },
+            "paper_embbert_float_8bit": {k: v[:2] for k, v in PAPER_EMBBERT.items()},
+            "rows": rows,
+        },
+    )
+    if rows:
+        write_plots(rows, out)
+    return text
+
+
+def _invocation_line(entry: dict) -> str:
+    load = entry.get("load_average_at_end")
+    return (
+        f"- run started {entry['started']}: {entry['elapsed_seconds'] / 60:.1f} min, "
+        f"{entry['computed']} cells computed, {entry['cached']} cached, {entry['failed']} failed"
+        + (f"; load average at its end {' / '.join(map(str, load))}" if load else "")
+        + f" (`{' '.join(entry['argv']) or 'no flags'}`)\n"
+    )
+
+
+def _read_invocations(out: Path) -> list[dict]:
+    path = out / "invocations.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _record_invocation(out: Path, entry: dict) -> None:
+    write_json(out / "invocations.json", _read_invocations(out) + [entry])
+
+
+# --------------------------------------------------------------------------- CLI
+def resolved(name: str):
+    """A flag's value, with --quick's default when the flag was not given."""
+    if FLAGS.quick and not FLAGS[name].present and name in QUICK:
+        return QUICK[name]
+    return FLAGS[name].value
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    out = Path(resolved("out"))
+    if FLAGS.report_only:
+        print(write_report(out))
+        return
+    data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
+    tasks = []
+    for task in resolved("tasks"):
+        if (data_dir / TASKS[task].folder).is_dir():
+            tasks.append(task)
+        elif FLAGS["tasks"].present:
+            raise app.UsageError(f"--tasks: no data for {task} in {data_dir / TASKS[task].folder}")
+        else:
+            print(f"skipping {task}: no folder {data_dir / TASKS[task].folder}")
+    models = list(dict.fromkeys(resolved("models")))
+    plan = plan_cells(
+        tasks,
+        models,
+        [int(s) for s in resolved("embbert_seeds")],
+        [int(s) for s in resolved("baseline_seeds")],
+    )
+    settings = Settings(
+        data_dir=data_dir,
+        backbone=Path(FLAGS.backbone),
+        tokenizers_dir=Path(FLAGS.tokenizers_dir),
+        models_out=Path(resolved("models_out")),
+        epochs=resolved("epochs"),
+        epoch_caps=parse_epoch_caps(FLAGS.epoch_caps),
+        qat_epochs=resolved("qat_epochs"),
+        qat_learning_rate=FLAGS.qat_learning_rate,
+        seq_len_percentile=FLAGS.seq_len_percentile,
+        max_seq_len=FLAGS.max_seq_len,
+        invoke_examples=FLAGS.invoke_examples,
+        quick=FLAGS.quick,
+    )
+    print(
+        f"paper benchmark: {len(plan)} cells planned ({len(tasks)} tasks x {len(models)} models), "
+        f"results in {out}, models in {settings.models_out}",
+        flush=True,
+    )
+    started = time.time()
+    done = run_cells(
+        plan,
+        out,
+        lambda cell: compute_cell(cell, settings),
+        max_cells=FLAGS.max_cells,
+        max_seconds=3600 * FLAGS.max_hours,
+        progress=lambda line: print(line, flush=True),
+    )
+    _record_invocation(
+        out,
+        {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+            "elapsed_seconds": round(time.time() - started, 1),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+            "argv": sys.argv[1:],
+            "planned": len(plan),
+            **{k: len(v) for k, v in done.items()},
+        },
+    )
+    print(write_report(out, planned=len(plan)))
+    total = time.time() - started
+    print(f"this invocation: {total / 60:.1f} min; computed {len(done['computed'])} cells")
+    if done["failed"]:
+        sys.exit(f"{len(done['failed'])} cells failed: {', '.join(done['failed'])}")
+
+
+if __name__ == "__main__":
+    app.run(main)

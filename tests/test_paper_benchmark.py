@@ -1,0 +1,168 @@
+"""bench/paper_benchmark.py without training: the cell plan, resumability, the report and plots
+from fake cells, the sequence-length rule and the flag errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench import paper_benchmark as pb
+from tests.conftest import REPO, subprocess_env
+from tflm_embbert.datasets import Example, TaskData
+
+
+def test_plan_runs_seed_zero_of_every_model_first_cheap_tasks_first():
+    plan = pb.plan_cells(
+        ["imdb", "snips"], ["embbert", "bert_2mb", "embbert_scratch"], [0, 1, 2], [0]
+    )
+    ids = [cell.id for cell in plan]
+    assert ids == [
+        "snips__embbert__s0",
+        "snips__bert_2mb__s0",
+        "imdb__embbert__s0",
+        "imdb__bert_2mb__s0",
+        "snips__embbert__s1",
+        "snips__embbert__s2",
+        "imdb__embbert__s1",
+        "imdb__embbert__s2",
+        "snips__embbert_scratch__s0",
+        "imdb__embbert_scratch__s0",
+    ]
+    assert len(set(ids)) == len(ids)
+
+
+def _fake_result(cell, metric="accuracy", float_score=0.9, int8_score=0.9):
+    return {
+        "metric": metric,
+        "test_split": "test",
+        "init": "shipped pretrained backbone" if pb.MODELS[cell.model].pretrained else "random",
+        "quick": False,
+        "seq_len": 32,
+        "seq_len_rule": {"percentile": 99.0, "cap": 256},
+        "settings": {"epochs": 10, "qat_epochs": 2},
+        "float": {"test": {metric: float_score}, "best_epoch": 3, "epochs_run": 6},
+        "qat": {"test": {metric: (float_score + int8_score) / 2}},
+        "int8_tflm": {"test": {metric: int8_score}, "agreement": {"float": 0.97}},
+        "flash_bytes": 400_000 + 1000 * len(cell.model),
+        "arena_bytes": 70_000,
+        "macs": {"total": 8_000_000, "by_op": {"FULLY_CONNECTED": 8_000_000}},
+        "invoke_ms": 5.0,
+    }
+
+
+def test_finished_cells_are_not_recomputed_and_failures_are_retried(tmp_path):
+    plan = pb.plan_cells(["snips"], ["embbert", "embedder"], [0, 1], [0])
+    calls = []
+
+    def compute(cell):
+        calls.append(cell.id)
+        if cell.id == "snips__embedder__s0" and calls.count(cell.id) == 1:
+            raise RuntimeError("conversion failed\nsecond line")
+        return _fake_result(cell)
+
+    lines = []
+    first = pb.run_cells(plan, tmp_path, compute, progress=lines.append)
+    assert first["computed"] == ["snips__embbert__s0", "snips__embbert__s1"]
+    assert first["failed"] == ["snips__embedder__s0"]
+    error = json.loads((tmp_path / "cells" / "snips__embedder__s0.error.json").read_text())
+    assert error["error"] == "RuntimeError: conversion failed second line"
+    assert any("FAILED" in line for line in lines)
+
+    second = pb.run_cells(plan, tmp_path, compute, progress=lines.append)
+    assert second["cached"] == ["snips__embbert__s0", "snips__embbert__s1"]
+    assert second["computed"] == ["snips__embedder__s0"]
+    assert not (tmp_path / "cells" / "snips__embedder__s0.error.json").exists()
+    assert calls.count("snips__embbert__s0") == 1  # never recomputed
+
+    third = pb.run_cells(plan, tmp_path, compute, progress=lines.append)
+    assert len(third["cached"]) == 3 and not third["computed"]
+    cell = json.loads((tmp_path / "cells" / "snips__embbert__s1.json").read_text())
+    assert (cell["task"], cell["model"], cell["seed"]) == ("snips", "embbert", 1)
+    assert cell["wall_seconds"] >= 0
+
+
+def test_max_cells_stops_a_run_early(tmp_path):
+    plan = pb.plan_cells(["snips", "cola"], ["embbert"], [0], [0])
+    done = pb.run_cells(plan, tmp_path, _fake_result, max_cells=1, progress=lambda line: None)
+    assert done["computed"] == ["snips__embbert__s0"] and done["skipped"] == ["cola__embbert__s0"]
+
+
+def test_report_table_and_plots_from_fake_cells(tmp_path):
+    plan = pb.plan_cells(["snips", "cola"], ["embbert", "bert_2mb"], [0, 1, 2], [0])
+    scores = {0: 0.90, 1: 0.92, 2: 0.94}
+
+    def compute(cell):
+        if cell.task == "cola":
+            return _fake_result(cell, "mcc", 0.20, 0.10)  # int8 loses 10 pp
+        return _fake_result(cell, float_score=scores[cell.seed], int8_score=scores[cell.seed])
+
+    pb.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    text = pb.write_report(tmp_path, planned=len(plan))
+    assert (tmp_path / "results.md").read_text() == text
+    rows = {
+        line.split(" | ")[0] + line.split(" | ")[1]: line
+        for line in text.splitlines()
+        if line.startswith("| snips") or line.startswith("| cola")
+    }
+    embbert = rows["| snips (acc, test)`embbert`"]
+    assert "92.00 ± 2.00" in embbert  # mean ± sample std over 3 seeds
+    assert "3 (mean ± std)" in embbert
+    assert "97.7 / 97.9" in embbert  # the paper's figures, on the embbert row only
+    assert "97.7" not in rows["| snips (acc, test)`bert_2mb`"]
+    assert "12.4 / 10.7" in rows["| cola (MCC, test)`embbert`"]
+    assert "cola / `embbert`: -10.00 pp" in text  # int8 loses > 0.5 pp: listed
+    assert "random initialisation" in text and "99th percentile" in text
+    assert "8 cells finished of 8 planned" in text
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["cells_finished"] == 8
+    assert {r["model"] for r in summary["rows"]} == {"embbert", "bert_2mb"}
+    for name in ("accuracy_vs_memory.png", "int8_vs_float.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _examples(lengths):
+    return [Example(" ".join(["fox"] * n), None, 0) for n in lengths]
+
+
+def test_seq_len_is_a_percentile_of_the_whole_train_split_capped(tiny_tokenizer):
+    # 100 train+validation examples of 1..100 words ("fox" is one token): with [CLS]/[SEP] the
+    # lengths are 3..102; the test split (all very long) must not matter.
+    lengths = list(range(1, 101))
+    task = TaskData(
+        name="toy",
+        train=_examples(lengths[:90]),
+        validation=_examples(lengths[90:]),
+        test=_examples([500] * 5),
+        label_names=["a", "b"],
+        metric="accuracy",
+        test_split="test",
+    )
+    assert pb.choose_seq_len(tiny_tokenizer, task, 50.0, 256) == 64  # p50 = 52.5 -> 64
+    assert pb.choose_seq_len(tiny_tokenizer, task, 99.0, 256) == 112  # p99 = 101.01 -> 112
+    assert pb.choose_seq_len(tiny_tokenizer, task, 99.0, 96) == 96  # capped
+
+
+def test_epoch_caps():
+    assert pb.parse_epoch_caps(["imdb:5", "sst2:3"]) == {"imdb": 5, "sst2": 3}
+    for bad in (["imdb"], ["imdb:0"], ["movies:5"]):
+        with pytest.raises(ValueError, match="expected task:epochs"):
+            pb.parse_epoch_caps(bad)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tasks", "snips,movies"], "unknown task 'movies'"),
+        (["--models", "embbert,bert"], "unknown model 'bert'"),
+        (["--embbert_seeds", "0,x"], "expected non-negative integers"),
+    ],
+)
+def test_bad_flags_fail_in_one_line(args, message):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "paper_benchmark.py"), *args],
+        env=subprocess_env(), capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "FATAL Flags parsing error" in done.stderr.splitlines()[0]
