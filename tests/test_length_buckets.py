@@ -203,3 +203,19 @@ def test_rewrite_hook_sees_every_bucket_once(graphs):
 
     lb.bucketed_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
     assert seen == list(BUCKETS) + [FULL]
+
+
+def test_lean_rewrite_per_bucket_keeps_the_logits(graphs, inputs, reference):
+    """tflm_embbert.lean_graph's per-subgraph rewrite run on every bucket after assembly."""
+    from tflm_embbert.lean_graph import LeanOptions, lean_subgraph
+
+    def rewrite(model, index):
+        lean_subgraph(model, index, LeanOptions(chunk_rows=4))
+
+    model = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
+    lb.check_bucketed_graph(model)
+    np.testing.assert_array_equal(lb.run_bucketed(model, inputs), reference)
+    data, offsets = lb.bucket_entries(graphs[FULL], {BUCKETS[0]: graphs[BUCKETS[0]]}, rewrite)
+    rows = lb.chosen_length(inputs["token_ids"], offsets) == BUCKETS[0]
+    short = {k: v[rows][:, : BUCKETS[0]] for k, v in inputs.items()}
+    np.testing.assert_array_equal(run_tflm(data[offsets[BUCKETS[0]] :], short).raw, reference[rows])

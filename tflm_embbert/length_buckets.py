@@ -514,7 +514,7 @@ def bucketed_model_t(
                     value = getattr(op.builtinOptions, field)
                     if value < 0:
                         setattr(op.builtinOptions, field, first_bucket - 1 - value)
-    _retarget_signatures(model, full_graph, model.subgraphs[0])
+    _retarget_signatures(model, _signature_slots(model, full_graph), model.subgraphs[0], 0)
     table = {"lengths": lengths, "subgraphs": [first_bucket + i for i in range(len(lengths))]}
     _set_metadata(model, buffers, METADATA_NAME, json.dumps(table).encode())
     return model
@@ -538,9 +538,11 @@ def bucket_models(
         if length >= full_length:
             raise ValueError(f"bucket {length} is not shorter than the full graph ({full_length})")
         graphs.append(_bucket_subgraph(model, other, buffers))
+    slots = _signature_slots(model, model.subgraphs[0])
     model.subgraphs = graphs + model.subgraphs
     for index in range(len(model.subgraphs) if rewrite else 0):
         rewrite(model, index)
+    _retarget_signatures(model, slots, model.subgraphs[-1], len(model.subgraphs) - 1)
     return model, buffers
 
 
@@ -650,13 +652,31 @@ def _token_input(graph, inputs: list) -> int:
     return named[0]
 
 
-def _retarget_signatures(model, full_graph, entry) -> None:
-    """The converter's signature names subgraph 0's io tensors: point it at the dispatcher's."""
-    by_name = {_name(t): i for i, t in enumerate(entry.tensors)}
+def _signature_slots(model, graph) -> list:
+    """(entry, is_input, position) of every signature entry, as a position among `graph`'s
+    inputs/outputs (the converter's signature names subgraph 0's io tensors), so it can follow
+    a graph whose tensors are renumbered; signatures naming other tensors are dropped."""
+    inputs, outputs = [int(i) for i in graph.inputs], [int(i) for i in graph.outputs]
+    slots = []
     for signature in model.signatureDefs or []:
-        for item in (signature.inputs or []) + (signature.outputs or []):
-            item.tensorIndex = by_name[_name(full_graph.tensors[item.tensorIndex])]
-        signature.subgraphIndex = 0
+        for is_input, items, io in (
+            (True, signature.inputs, inputs),
+            (False, signature.outputs, outputs),
+        ):
+            for item in items or []:
+                if item.tensorIndex not in io:
+                    model.signatureDefs = None
+                    return []
+                slots.append((item, is_input, io.index(item.tensorIndex)))
+    return slots
+
+
+def _retarget_signatures(model, slots: list, graph, subgraph_index: int) -> None:
+    """Points the signature entries (see `_signature_slots`) at `graph`'s io tensors."""
+    for item, is_input, position in slots:
+        item.tensorIndex = int((graph.inputs if is_input else graph.outputs)[position])
+    for signature in model.signatureDefs or []:
+        signature.subgraphIndex = subgraph_index
 
 
 def _set_metadata(model, buffers: _Buffers, name: str, data: bytes) -> None:
@@ -702,6 +722,9 @@ def bucket_entries(
     for graph in model.subgraphs:
         entry = copy.copy(model)
         entry.subgraphs = [graph]
+        entry.signatureDefs = copy.deepcopy(model.signatureDefs)
+        slots = _signature_slots(entry, model.subgraphs[-1])
+        _retarget_signatures(entry, slots, graph, 0)
         roots[_graph_length(graph)] = _shared_model(entry, wrapped).Pack(builder)
     full_length = max(roots)
     ends = {length: _prepend_root(builder, roots[length]) for length in sorted(roots)[:-1]}
