@@ -84,8 +84,17 @@ def test_finished_cells_are_not_recomputed_and_failures_are_retried(tmp_path):
 
 def test_max_cells_stops_a_run_early(tmp_path):
     plan = pb.plan_cells(["snips", "cola"], ["embbert"], [0], [0])
-    done = pb.run_cells(plan, tmp_path, _fake_result, max_cells=1, progress=lambda line: None)
+    reports = []
+    done = pb.run_cells(
+        plan,
+        tmp_path,
+        _fake_result,
+        max_cells=1,
+        progress=lambda line: None,
+        after_cell=lambda: reports.append(1),
+    )
     assert done["computed"] == ["snips__embbert__s0"] and done["skipped"] == ["cola__embbert__s0"]
+    assert reports == [1]  # the report is rewritten after every computed cell
 
 
 def test_report_table_and_plots_from_fake_cells(tmp_path):
