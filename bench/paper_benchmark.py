@@ -238,11 +238,12 @@ def run_cells(
     max_cells: int = 0,
     max_seconds: float = 0.0,
     progress: Callable[[str], None] = print,
-    after_cell: Callable[[], None] | None = None,
+    after_cell: Callable[[dict], None] | None = None,
 ) -> dict:
     """Computes every planned cell that has no JSON yet (written when it finishes; a cached cell
     is never recomputed). A failing cell writes <id>.error.json and the run goes on;
-    `after_cell` runs after each computed cell (the report, so a long run's is current). Returns
+    `after_cell(done so far)` runs after each computed cell (so a long run's report and its
+    invocation record are current even if the process is killed). Returns
     {"computed", "cached", "failed", "skipped"} lists of cell ids."""
     started = time.time()
     done = {"computed": [], "cached": [], "failed": [], "skipped": []}
@@ -289,7 +290,7 @@ def run_cells(
             f"({_cell_summary(result)}); {remaining} cells after it"
         )
         if after_cell:
-            after_cell()
+            after_cell(done)
     if done["skipped"]:
         progress(f"stopped by --max_cells/--max_hours: {len(done['skipped'])} cells left")
     return done
@@ -747,7 +748,13 @@ def _graph_text(cell: dict) -> str:
 def _invocation_line(entry: dict) -> str:
     load = entry.get("load_average_at_end")
     return (
-        f"- run started {entry['started']}: {entry['elapsed_seconds'] / 60:.1f} min, "
+        f"- run started {entry['started']}: {entry['elapsed_seconds'] / 60:.1f} min"
+        + (
+            " (still running or stopped; up to its last finished cell)"
+            if not entry.get("finished", True)
+            else ""
+        )
+        + ", "
         f"{entry['computed']} cells computed, {entry['cached']} cached, {entry['failed']} failed"
         + (f"; load average at its end {' / '.join(map(str, load))}" if load else "")
         + f" (`{' '.join(entry['argv']) or 'no flags'}`)\n"
@@ -767,8 +774,30 @@ def _read_invocations(out: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _record_invocation(out: Path, entry: dict) -> None:
-    write_json(out / "invocations.json", _read_invocations(out) + [entry])
+class InvocationLog:
+    """This invocation's entry in <out>/invocations.json, rewritten after every cell (so a run
+    that is killed still has its elapsed time up to its last finished cell) and at the end."""
+
+    def __init__(self, out: Path, planned: int, argv: list[str]):
+        self.path = out / "invocations.json"
+        self.index = len(_read_invocations(out))
+        self.started = time.time()
+        self.entry = {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started)),
+            "argv": argv,
+            "planned": planned,
+        }
+        self.update({}, finished=False)
+
+    def update(self, done: dict, finished: bool) -> None:
+        self.entry.update(
+            elapsed_seconds=round(time.time() - self.started, 1),
+            finished=finished,
+            load_average_at_end=[round(v, 2) for v in os.getloadavg()],
+            **{k: len(done.get(k, [])) for k in ("computed", "cached", "failed", "skipped")},
+        )
+        entries = _read_invocations(self.path.parent)[: self.index]
+        write_json(self.path, entries + [self.entry])
 
 
 # --------------------------------------------------------------------------- CLI
@@ -822,6 +851,12 @@ def main(argv):
         flush=True,
     )
     started = time.time()
+    log = InvocationLog(out, len(plan), sys.argv[1:])
+
+    def after_cell(done: dict) -> None:
+        log.update(done, finished=False)
+        _report_quietly(out, len(plan))
+
     done = run_cells(
         plan,
         out,
@@ -829,19 +864,9 @@ def main(argv):
         max_cells=FLAGS.max_cells,
         max_seconds=3600 * FLAGS.max_hours,
         progress=lambda line: print(line, flush=True),
-        after_cell=lambda: _report_quietly(out, len(plan)),
+        after_cell=after_cell,
     )
-    _record_invocation(
-        out,
-        {
-            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-            "elapsed_seconds": round(time.time() - started, 1),
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "argv": sys.argv[1:],
-            "planned": len(plan),
-            **{k: len(v) for k, v in done.items()},
-        },
-    )
+    log.update(done, finished=True)
     print(write_report(out, planned=len(plan)))
     total = time.time() - started
     print(f"this invocation: {total / 60:.1f} min; computed {len(done['computed'])} cells")

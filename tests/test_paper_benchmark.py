@@ -91,10 +91,10 @@ def test_max_cells_stops_a_run_early(tmp_path):
         _fake_result,
         max_cells=1,
         progress=lambda line: None,
-        after_cell=lambda: reports.append(1),
+        after_cell=lambda done: reports.append(len(done["computed"])),
     )
     assert done["computed"] == ["snips__embbert__s0"] and done["skipped"] == ["cola__embbert__s0"]
-    assert reports == [1]  # the report is rewritten after every computed cell
+    assert reports == [1]  # after every computed cell, with what is done so far
 
 
 def test_report_table_and_plots_from_fake_cells(tmp_path):
@@ -175,3 +175,20 @@ def test_bad_flags_fail_in_one_line(args, message):
     assert done.returncode != 0
     assert message in done.stderr
     assert "FATAL Flags parsing error" in done.stderr.splitlines()[0]
+
+
+def test_invocation_log_is_kept_current_and_appended(tmp_path):
+    first = pb.InvocationLog(tmp_path, planned=4, argv=["--quick"])
+    first.update({"computed": ["a"]}, finished=False)
+    entries = json.loads((tmp_path / "invocations.json").read_text())
+    assert len(entries) == 1 and entries[0]["computed"] == 1 and not entries[0]["finished"]
+    first.update({"computed": ["a", "b"], "cached": ["c"]}, finished=True)
+    second = pb.InvocationLog(tmp_path, planned=4, argv=[])
+    second.update({"cached": ["a", "b", "c"]}, finished=False)
+    entries = json.loads((tmp_path / "invocations.json").read_text())
+    assert [(e["computed"], e["cached"], e["finished"]) for e in entries] == [
+        (2, 1, True),
+        (0, 3, False),
+    ]
+    text = pb.write_report(tmp_path)
+    assert "still running or stopped" in text and "0 cells finished of 4 planned" in text
