@@ -18,9 +18,7 @@ Writes <out>/<name>.json and <out>/results.md.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -78,26 +76,6 @@ def _convert_all(lengths):
     return graphs, tokenizer, task
 
 
-def _median_invoke_ms(model_bytes: bytes, inputs: dict, count: int) -> float:
-    """Median host time of one TFLM invoke of subgraph 0 over `count` rows of `inputs`."""
-    import numpy as np
-    from tflite_micro import runtime
-
-    from tflm_embbert import length_buckets as lb
-
-    interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=8 << 20)
-    order = lb.input_keys(model_bytes, inputs)
-    rows = len(inputs[order[0]])
-    times = []
-    for i in range(count):
-        for slot, key in enumerate(order):
-            interpreter.set_input(np.asarray(inputs[key][i % rows][None], np.int32), slot)
-        started = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
-
-
 def _rewrite():
     if FLAGS.rewrite == "lean":
         from tflm_embbert.lean_graph import lean_subgraph
@@ -112,7 +90,7 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
 
     from tflm_embbert import length_buckets as lb
     from tflm_embbert.macs import count_macs
-    from tflm_embbert.tflm_check import measure_arena_bytes
+    from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm
 
     full = graphs[lengths[-1]]
     shaped = {length: graphs[length] for length in lengths[:-1]}
@@ -122,7 +100,7 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
     entries, offsets = lb.bucket_entries(full, shaped, rewrite=rewrite)
     subgraphs = lb.bucket_subgraphs(model)
     print(f"[{lengths}] running {len(reference)} test examples", flush=True)
-    raw = lb.run_bucketed(model, test_x)
+    raw = run_tflm(model, test_x).raw
     difference = np.abs(raw.astype(np.int32) - reference.astype(np.int32))
     chosen = lb.chosen_length(test_x["token_ids"], lengths)
     macs = {length: count_macs(model, subgraph=subgraphs[length])["total"] for length in lengths}
@@ -144,7 +122,7 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
         "entry_offsets": {str(k): v for k, v in offsets.items()},
     }
     print(f"[{lengths}] arena", flush=True)
-    result["arena_dispatching"] = lb.measure_arena(model)
+    result["arena_dispatching"] = measure_arena_bytes(model)
     if measure_each:
         result["buckets"] = {}
         for length in lengths:
@@ -155,12 +133,12 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
                 "examples": int(fits.sum()),
                 "arena_alone": measure_arena_bytes(alone),
                 "invoke_ms_alone": round(
-                    _median_invoke_ms(
+                    invoke_ms(
                         alone, {k: v[:, :length] for k, v in rows.items()}, FLAGS.invokes
                     ),
                     3,
                 ),
-                "invoke_ms_dispatched": round(_median_invoke_ms(model, rows, FLAGS.invokes), 3)
+                "invoke_ms_dispatched": round(invoke_ms(model, rows, FLAGS.invokes), 3)
                 if fits.any()
                 else None,
             }
@@ -171,7 +149,7 @@ def main(argv):
     del argv
     from tflm_embbert.finetune import encode
     from tflm_embbert.macs import count_macs
-    from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+    from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm
 
     lengths = sorted({int(v) for v in FLAGS.buckets})
     subsets = [sorted({int(v) for v in s.split(",")}) for s in FLAGS.subsets if s]
@@ -198,7 +176,7 @@ def main(argv):
             "bytes": len(full),
             "macs": full_macs,
             "arena": measure_arena_bytes(full),
-            "invoke_ms": round(_median_invoke_ms(full, test_x, FLAGS.invokes), 3),
+            "invoke_ms": round(invoke_ms(full, test_x, FLAGS.invokes), 3),
         },
         "sets": [_bucket_set(lengths, graphs, test_x, reference, full_macs, True)],
     }

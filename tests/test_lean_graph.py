@@ -7,6 +7,7 @@ import pytest
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
 from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
+from tflm_embbert.int8_eval import smallest_lean
 from tflm_embbert.lean_graph import LeanOptions, lean_tflite
 from tflm_embbert.macs import count_macs
 from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
@@ -104,6 +105,17 @@ def test_chunks_lower_the_planned_arena(converted):
     assert after["planned"] < before["planned"]
     # The persistent part grows with the op count (a cost the bench reports).
     assert after["persistent"] > before["persistent"]
+
+
+def test_smallest_lean_keeps_the_graph_with_the_smallest_measured_arena(converted):
+    straight = converted["bert", True]
+    graph, choice, arena = smallest_lean(straight, (0, 8), True, progress=lambda line: None)
+    by_variant = choice["arena_by_chunk_rows"]
+    assert set(by_variant) == {"None", "0", "8"}  # the converter's graph is a candidate
+    assert arena == measure_arena_bytes(graph)
+    assert arena["minimum"] == min(by_variant.values())
+    rows = choice["chunk_rows"]
+    assert graph == (straight if rows is None else lean_tflite(straight, LeanOptions(rows)))
 
 
 def test_count_macs_matches_the_layer_formula(converted):

@@ -78,7 +78,7 @@ def test_bucket_graph_gives_the_full_graphs_logits(graphs, inputs, reference, le
 def test_bucketed_model_matches_the_full_graph_under_tflm(graphs, inputs, reference):
     model = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
     lb.check_bucketed_graph(model)
-    np.testing.assert_array_equal(lb.run_bucketed(model, inputs), reference)
+    np.testing.assert_array_equal(run_tflm(model, inputs).raw, reference)
     assert sorted(lb.bucket_subgraphs(model)) == sorted(BUCKETS + (FULL,))
 
 
@@ -134,7 +134,7 @@ def test_dispatch_runs_the_shortest_bucket_that_holds_the_input(graphs, inputs):
     tagged = _tag_buckets(
         lb.bucketed_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}), targets
     )
-    ran = lb.run_bucketed(lb.serialize(tagged), inputs)[:, 0]
+    ran = run_tflm(lb.serialize(tagged), inputs).raw[:, 0]
     expected = [targets[length] for length in lb.chosen_length(inputs["token_ids"], lengths)]
     np.testing.assert_array_equal(ran, expected)
     real = _lengths(inputs)
@@ -214,7 +214,7 @@ def test_lean_rewrite_per_bucket_keeps_the_logits(graphs, inputs, reference):
 
     model = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
     lb.check_bucketed_graph(model)
-    np.testing.assert_array_equal(lb.run_bucketed(model, inputs), reference)
+    np.testing.assert_array_equal(run_tflm(model, inputs).raw, reference)
     data, offsets = lb.bucket_entries(graphs[FULL], {BUCKETS[0]: graphs[BUCKETS[0]]}, rewrite)
     rows = lb.chosen_length(inputs["token_ids"], offsets) == BUCKETS[0]
     short = {k: v[rows][:, : BUCKETS[0]] for k, v in inputs.items()}

@@ -57,6 +57,25 @@ TFLM_INT8_OPS = frozenset(
     }
 )
 
+# Ops whose output row i depends only on row i of their inputs (element-wise, with broadcasting;
+# SOFTMAX over the last axis), and reductions that lean_graph accepts when they reduce the last
+# axis only. macs counts both as element-wise work.
+ELEMENTWISE_OPS = frozenset(
+    {
+        "ADD",
+        "SUB",
+        "MUL",
+        "MINIMUM",
+        "MAXIMUM",
+        "SQUARED_DIFFERENCE",
+        "LOGISTIC",
+        "RSQRT",
+        "RELU",
+        "SOFTMAX",
+    }
+)
+REDUCTION_OPS = frozenset({"MEAN", "SUM", "REDUCE_MIN", "REDUCE_MAX"})
+
 _DTYPE_BYTES = {
     "INT8": 1,
     "UINT8": 1,

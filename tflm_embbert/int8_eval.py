@@ -93,7 +93,11 @@ def int8_under_tflm(
     tflite = to_int8_tflite(model, seq_len, calibration, per_channel_dense=per_channel_dense)
     lean_choice = None
     if lean:
-        tflite, lean_choice = smallest_lean(tflite, chunk_candidates, measure_arena, progress)
+        tflite, lean_choice, arena = smallest_lean(
+            tflite, chunk_candidates, measure_arena, progress
+        )
+    else:
+        arena = None
     report = check_int8_graph(tflite)
     seconds["convert"] = round(time.time() - started, 1)
     progress(f"int8: {report.summary()}")
@@ -118,7 +122,7 @@ def int8_under_tflm(
         started = time.time()
         memory = memory_report(
             tflite,
-            measure_arena_bytes(tflite),
+            arena or measure_arena_bytes(tflite),
             parameters=parameters,
             seq_len=seq_len,
             hidden_dim=_hidden_dim(report),
@@ -144,27 +148,37 @@ def smallest_lean(tflite: bytes, chunk_candidates, measure: bool, progress) -> t
     Chunks cut the planned part of the arena but every chunk's ops add persistent bytes, and on
     some graphs (the BERT baselines) the rewrite itself costs more than it saves, so the choice
     is measured, not guessed. Without measuring, the first candidate's rewrite is kept. Returns
-    (tflite, {"chunk_rows": rows or None for the converter's graph, "arena_by_chunk_rows": ...}).
+    (tflite, {"chunk_rows": rows or None for the converter's graph, "arena_by_chunk_rows": ...},
+    the kept graph's measure_arena_bytes() or None).
     """
     candidates = tuple(chunk_candidates)
     if not measure:
-        return lean_tflite(tflite, LeanOptions(chunk_rows=candidates[0])), {
-            "chunk_rows": candidates[0],
-            "arena_by_chunk_rows": {},
-        }
+        return (
+            lean_tflite(tflite, LeanOptions(chunk_rows=candidates[0])),
+            {
+                "chunk_rows": candidates[0],
+                "arena_by_chunk_rows": {},
+            },
+            None,
+        )
     graphs = {None: tflite}
     graphs.update({rows: lean_tflite(tflite, LeanOptions(chunk_rows=rows)) for rows in candidates})
-    arenas = {rows: measure_arena_bytes(graph)["minimum"] for rows, graph in graphs.items()}
+    measured = {rows: measure_arena_bytes(graph) for rows, graph in graphs.items()}
+    arenas = {rows: arena["minimum"] for rows, arena in measured.items()}
     best = min(arenas, key=lambda rows: arenas[rows])
-    shown = ", ".join(
-        f"{'converter' if rows is None else rows or 'no chunks'}: {arena:,} B"
-        for rows, arena in arenas.items()
+    def label(rows):
+        return "converter's graph" if rows is None else f"lean, chunk_rows {rows}"
+
+    shown = ", ".join(f"{label(rows)}: {arena:,} B" for rows, arena in arenas.items())
+    progress(f"lean graph: arena by variant ({shown}); keeping the {label(best)}")
+    return (
+        graphs[best],
+        {
+            "chunk_rows": best,
+            "arena_by_chunk_rows": {str(rows): arena for rows, arena in arenas.items()},
+        },
+        measured[best],
     )
-    progress(f"lean graph: arena by variant ({shown}); keeping {best}")
-    return graphs[best], {
-        "chunk_rows": best,
-        "arena_by_chunk_rows": {str(rows): arena for rows, arena in arenas.items()},
-    }
 
 
 def _hidden_dim(report) -> int:

@@ -33,27 +33,11 @@ import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-from tflm_embbert.convert import _BUILTIN_OPS
+from tflm_embbert.convert import _BUILTIN_OPS, ELEMENTWISE_OPS, REDUCTION_OPS
 
 BuiltinOperator = schema_fb.BuiltinOperator
 BuiltinOptions = schema_fb.BuiltinOptions
 _BUILTIN_CODES = {name: code for code, name in _BUILTIN_OPS.items()}
-
-_ELEMENTWISE = frozenset(
-    {
-        "ADD",
-        "SUB",
-        "MUL",
-        "MINIMUM",
-        "MAXIMUM",
-        "SQUARED_DIFFERENCE",
-        "LOGISTIC",
-        "RSQRT",
-        "RELU",
-        "SOFTMAX",  # over the last axis
-    }
-)
-_LAST_AXIS_REDUCTIONS = frozenset({"MEAN", "SUM", "REDUCE_MIN", "REDUCE_MAX"})
 
 
 @dataclass(frozen=True)
@@ -169,11 +153,11 @@ class _Rewriter:
         out = int(op.outputs[0])
         if len(op.outputs) != 1 or not self.is_row(out):
             return None
-        if name in _ELEMENTWISE:
+        if name in ELEMENTWISE_OPS:
             return "elementwise"
         if name == "FULLY_CONNECTED" and self.is_row(int(op.inputs[0])):
             return "elementwise"
-        if name in _LAST_AXIS_REDUCTIONS and self.is_constant(int(op.inputs[1])):
+        if name in REDUCTION_OPS and self.is_constant(int(op.inputs[1])):
             axes = self.constant_values(int(op.inputs[1])).reshape(-1)
             if all(a in (-1, 2) for a in axes):
                 return "elementwise"

@@ -38,10 +38,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Mapping
 
 import flatbuffers
@@ -773,63 +769,3 @@ _FLOAT_TYPES = {
     schema_fb.TensorType.FLOAT64,
     schema_fb.TensorType.BFLOAT16,
 }
-
-
-# ----------------------------------------------------------------------------------------------
-# running a multi-subgraph model under TFLM (tflm_check's helpers read single-subgraph models)
-
-
-def run_bucketed(model_bytes: bytes, inputs: Mapping[str, np.ndarray], arena_size: int = 8 << 20):
-    """Raw int8 outputs (n, num_labels) of subgraph 0 under tflite_micro.runtime, one example at
-    a time; inputs are matched to the graph inputs by name ("token_ids", "segment_ids")."""
-    from tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
-    order = input_keys(model_bytes, inputs)
-    count = len(np.asarray(inputs[order[0]]))
-    rows = []
-    for i in range(count):
-        for slot, key in enumerate(order):
-            interpreter.set_input(np.asarray(inputs[key][i : i + 1], np.int32), slot)
-        interpreter.invoke()
-        rows.append(np.array(interpreter.get_output(0)).reshape(-1))
-    return np.stack(rows)
-
-
-def input_keys(model_bytes: bytes, inputs: Mapping) -> list[str]:
-    """The key of `inputs` for each input of subgraph 0, in order (longest matching key)."""
-    model = load_model(model_bytes)
-    graph = model.subgraphs[0]
-    keys = sorted(inputs, key=len, reverse=True)
-    order = []
-    for index in graph.inputs:
-        name = _name(graph.tensors[int(index)])
-        match = next((k for k in keys if k in name), None)
-        if match is None:
-            raise ValueError(f"model input {name!r} matches none of {sorted(inputs)}")
-        order.append(match)
-    return order
-
-
-def measure_arena(model_bytes: bytes, upper_bound: int = 8 << 20) -> dict:
-    """tflm_check.measure_arena_bytes for a model with several subgraphs (that one reads the
-    input count through inspect_tflite, which refuses them): same subprocess, same bisection."""
-    from tflm_embbert import tflm_check
-
-    count = len(load_model(model_bytes).subgraphs[0].inputs)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.tflite")
-        with open(path, "wb") as file:
-            file.write(model_bytes)
-        done = subprocess.run(
-            [sys.executable, "-c", tflm_check._ARENA_SCRIPT, path, str(upper_bound), str(count)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    found = tflm_check._ARENA_LINE.search(done.stdout)
-    if done.returncode != 0 or not found:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"measure_arena: TFLM run failed: {tail}")
-    recorded, planned, persistent, minimum = (int(v) for v in found.groups())
-    return {"recorded": recorded, "planned": planned, "persistent": persistent, "minimum": minimum}

@@ -9,26 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_embbert.convert import inspect_tflite
-
-_ELEMENTWISE = frozenset(
-    {
-        "ADD",
-        "SUB",
-        "MUL",
-        "MINIMUM",
-        "MAXIMUM",
-        "RSQRT",
-        "LOGISTIC",
-        "SOFTMAX",
-        "RELU",
-        "SQUARED_DIFFERENCE",
-        "MEAN",
-        "SUM",
-        "REDUCE_MIN",
-        "REDUCE_MAX",
-    }
-)
+from tflm_embbert.convert import ELEMENTWISE_OPS, REDUCTION_OPS, inspect_tflite
 
 
 def _size(shape) -> int:
@@ -65,6 +46,6 @@ def count_macs(model_bytes: bytes, subgraph: int = 0) -> dict:
         macs = op_macs(op.name, shapes, out_shape, op.options)
         if macs:
             by_op[op.name] = by_op.get(op.name, 0) + macs
-        elif op.name in _ELEMENTWISE:
+        elif op.name in ELEMENTWISE_OPS | REDUCTION_OPS:
             elementwise += _size(out_shape)
     return {"total": sum(by_op.values()), "by_op": by_op, "elementwise": elementwise}

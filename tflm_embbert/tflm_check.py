@@ -62,7 +62,7 @@ def _dequantize(raw: np.ndarray, tensor) -> np.ndarray:
 
 
 def _run(model_bytes: bytes, inputs: dict, make_step) -> Outputs:
-    report = inspect_tflite(model_bytes)
+    report = inspect_tflite(model_bytes, subgraph=0)  # what the interpreter invokes
     order = _input_order(report, inputs)
     arrays = {k: np.asarray(v) for k, v in inputs.items()}
     count = len(arrays[order[0]])
@@ -200,7 +200,7 @@ def measure_arena_bytes(model_bytes: bytes, upper_bound: int = DEFAULT_ARENA_BYT
     Runs in a subprocess: TFLM prints planner errors at every failing size and crashed on arenas
     far too small.
     """
-    count = len(inspect_tflite(model_bytes).inputs)
+    count = len(inspect_tflite(model_bytes, subgraph=0).inputs)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.tflite")
         with open(path, "wb") as file:
@@ -250,7 +250,7 @@ def invoke_ms(model_bytes: bytes, inputs: dict, count: int = 20) -> float:
 
     from tflite_micro import runtime
 
-    report = inspect_tflite(model_bytes)
+    report = inspect_tflite(model_bytes, subgraph=0)  # what the interpreter invokes
     order = _input_order(report, inputs)
     interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=DEFAULT_ARENA_BYTES)
     times = []
