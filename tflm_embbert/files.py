@@ -22,3 +22,13 @@ def publish(tmp: Path, out: str | Path) -> Path:
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Writes `text` to `<path>.tmp`, then renames it over `path`: a reader (or a run killed
+    mid-write) sees the old file or the new one, never an empty or partial one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path

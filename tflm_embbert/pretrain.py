@@ -27,7 +27,7 @@ from keras_models.backend import keras, tf
 from keras_models.models import build_pretrainer, save_backbone
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert import corpus, paths
-from tflm_embbert.files import publish, staging_dir
+from tflm_embbert.files import publish, staging_dir, write_text_atomic
 from tflm_embbert.pretraining_data import (
     MLMBatcher,
     build_token_stream,
@@ -105,8 +105,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if logs is not None:
             logs.update(step=step, tokens_seen=step * self.tokens_per_step, train_seconds=seconds)
         self.manager.save(checkpoint_number=step)
-        (Path(self.manager.directory) / "progress.json").write_text(
-            json.dumps({"step": step, "train_seconds": seconds})
+        # Atomic: a run killed here must still resume from a readable progress file.
+        write_text_atomic(
+            Path(self.manager.directory) / "progress.json",
+            json.dumps({"step": step, "train_seconds": seconds}),
         )
         if self.max_minutes and time.time() - self.started > 60 * self.max_minutes:
             print(f"time budget of {self.max_minutes} min spent: stopping at step {step}")
