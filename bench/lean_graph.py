@@ -133,7 +133,8 @@ def main(argv):
         "reference kernels; 64-bit structs make persistent larger than on a Cortex-M). "
         f"Equality on the first {FLAGS.examples} test examples against the straightforward "
         "graph of the same conversion. Command: `python bench/lean_graph.py "
-        f"--model {model_path} --lengths {','.join(FLAGS.lengths)}`.\n\n"
+        f"--model {model_path} --lengths {','.join(FLAGS.lengths)} "
+        f"--examples {FLAGS.examples}`.\n\n"
         + markdown_table(header, rows)
     )
     print((out / "results.md").read_text())
