@@ -4,7 +4,8 @@
 
 For each length: converts the model once per weight layout (per-channel Dense weights, the
 converter's default; per-tensor Dense weights, QAT's own grid), rewrites each conversion with
-every variant, and measures with the TFLM runtime: arena (planned + persistent, and the
+every variant (lean_graph options, with or without the offline memory plan of memory_plan),
+and measures with the TFLM runtime: arena (planned + persistent, and the
 smallest arena that runs), .tflite bytes, MACs, host invoke time, and the int8 logits against
 the straightforward graph of the same conversion on the first --examples test examples
 (max LSB difference and predicted-class agreement; the rewrite is meant to be exact: 0 LSB).
@@ -29,6 +30,7 @@ from tflm_embbert.finetune import encode  # noqa: E402
 from tflm_embbert.int8_eval import calibration_inputs, is_qat  # noqa: E402
 from tflm_embbert.lean_graph import LeanOptions, lean_tflite  # noqa: E402
 from tflm_embbert.macs import count_macs  # noqa: E402
+from tflm_embbert.memory_plan import with_offline_plan  # noqa: E402
 from tflm_embbert.qat import load_qat_model  # noqa: E402
 from tflm_embbert.rewrites import export_rewrites  # noqa: E402
 from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm  # noqa: E402
@@ -42,18 +44,23 @@ flags.DEFINE_integer("examples", 200, "Test examples compared with the straightf
 flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
 flags.DEFINE_string("out", "bench/results/lean_graph", "Result folder.")
 
+# name: (lean options or None for the converter's graph, offline memory plan)
 VARIANTS = {
-    "straightforward": None,
-    "pretranspose + [CLS]-only": LeanOptions(chunk_rows=0),
-    "+ 64-row chunks": LeanOptions(chunk_rows=64),
-    "+ 32-row chunks": LeanOptions(chunk_rows=32),
+    "straightforward": (None, False),
+    "straightforward + plan": (None, True),
+    "pretranspose + [CLS]-only": (LeanOptions(chunk_rows=0), False),
+    "pretranspose + [CLS]-only + plan": (LeanOptions(chunk_rows=0), True),
+    "+ 64-row chunks per layer": (LeanOptions(chunk_rows=64), False),
+    "+ 64-row chunks per layer + plan": (LeanOptions(chunk_rows=64), True),
+    "+ 64-row attention chunks + plan": (LeanOptions(chunk_rows=64, chunk_scope="attention"), True),
+    "+ 32-row attention chunks + plan": (LeanOptions(chunk_rows=32, chunk_scope="attention"), True),
 }
 
 
-def measure(model_bytes: bytes, reference: bytes, inputs: dict) -> dict:
+def measure(model_bytes: bytes, theirs: np.ndarray, inputs: dict) -> dict:
+    """theirs: the straightforward graph's int8 logits on `inputs`."""
     arena = measure_arena_bytes(model_bytes)
     mine = run_tflm(model_bytes, inputs).raw.astype(np.int32)
-    theirs = run_tflm(reference, inputs).raw.astype(np.int32)
     return {
         "tflite_bytes": len(model_bytes),
         "arena": arena,
@@ -83,13 +90,16 @@ def main(argv):
             started = time.time()
             straight = to_int8_tflite(model, length, calibration, per_channel_dense=per_channel)
             print(f"[L={length}] converted in {time.time() - started:.0f} s", flush=True)
-            for variant, options in VARIANTS.items():
+            theirs = run_tflm(straight, test_x).raw.astype(np.int32)
+            for variant, (options, offline_plan) in VARIANTS.items():
                 graph = straight if options is None else lean_tflite(straight, options)
+                if offline_plan:
+                    graph = with_offline_plan(graph)[0]
                 cell = {
                     "length": length,
                     "dense_weights": "per-channel" if per_channel else "per-tensor",
                     "variant": variant,
-                    **measure(graph, straight, test_x),
+                    **measure(graph, theirs, test_x),
                 }
                 cells.append(cell)
                 arena = cell["arena"]
@@ -134,8 +144,7 @@ def main(argv):
         f"Equality on the first {FLAGS.examples} test examples against the straightforward "
         "graph of the same conversion. Command: `python bench/lean_graph.py "
         f"--model {model_path} --lengths {','.join(FLAGS.lengths)} "
-        f"--examples {FLAGS.examples}`.\n\n"
-        + markdown_table(header, rows)
+        f"--examples {FLAGS.examples}`.\n\n" + markdown_table(header, rows)
     )
     print((out / "results.md").read_text())
 

@@ -10,6 +10,7 @@ from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflit
 from tflm_embbert.int8_eval import smallest_lean
 from tflm_embbert.lean_graph import LeanOptions, lean_tflite
 from tflm_embbert.macs import count_macs
+from tflm_embbert.memory_plan import with_offline_plan
 from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
 
 SEQ_LEN = 32
@@ -51,11 +52,12 @@ def converted():
     return found
 
 
+@pytest.mark.parametrize("scope", ["layer", "attention"])
 @pytest.mark.parametrize("chunk_rows", [0, 8, 5])
 @pytest.mark.parametrize("per_channel", [True, False])
-def test_embbert_outputs_are_bit_identical(converted, chunk_rows, per_channel):
+def test_embbert_outputs_are_bit_identical(converted, chunk_rows, per_channel, scope):
     straight = converted["embbert", per_channel]
-    lean = lean_tflite(straight, LeanOptions(chunk_rows=chunk_rows))
+    lean = lean_tflite(straight, LeanOptions(chunk_rows=chunk_rows, chunk_scope=scope))
     check_int8_graph(lean)
     inputs = _inputs(40, seed=2)
     expected = run_tflm(straight, inputs).raw
@@ -86,6 +88,24 @@ def test_rewrite_shapes_the_graph_as_intended(converted):
     assert sorted(shape[1] for shape in scores) == [1] + [8] * (SEQ_LEN // 8)
 
 
+def test_attention_scope_chunks_only_the_attention_chain(converted):
+    straight = converted["embbert", True]
+    layer = inspect_tflite(lean_tflite(straight, LeanOptions(chunk_rows=8)))
+    attention = inspect_tflite(
+        lean_tflite(straight, LeanOptions(chunk_rows=8, chunk_scope="attention"))
+    )
+
+    def shapes(name):
+        return [attention.tensors[op.outputs[0]].shape for op in attention.ops if op.name == name]
+
+    scores = shapes("SOFTMAX")
+    assert sorted(shape[1] for shape in scores) == [1] + [8] * (SEQ_LEN // 8)
+    # The first layer's conv and norm run once on all rows (the [CLS]-only layer's on 1 row).
+    convs = shapes("LOGISTIC")
+    assert sorted(int(np.prod(shape)) // HIDDEN for shape in convs) == [1, SEQ_LEN]
+    assert len(attention.ops) < len(layer.ops)
+
+
 def test_cls_only_last_layer_cuts_macs_exactly(converted):
     straight = converted["embbert", True]
     lean = lean_tflite(straight, LeanOptions(chunk_rows=0))
@@ -110,12 +130,19 @@ def test_chunks_lower_the_planned_arena(converted):
 def test_smallest_lean_keeps_the_graph_with_the_smallest_measured_arena(converted):
     straight = converted["bert", True]
     graph, choice, arena = smallest_lean(straight, (0, 8), True, progress=lambda line: None)
-    by_variant = choice["arena_by_chunk_rows"]
-    assert set(by_variant) == {"None", "0", "8"}  # the converter's graph is a candidate
+    by_variant = choice["arena_by_variant"]
+    # The converter's graph is a candidate; both chunk scopes at 8 rows.
+    assert set(by_variant) == {
+        "converter",
+        "chunk_rows=0",
+        "chunk_rows=8/layer",
+        "chunk_rows=8/attention",
+    }
     assert arena == measure_arena_bytes(graph)
     assert arena["minimum"] == min(by_variant.values())
-    rows = choice["chunk_rows"]
-    assert graph == (straight if rows is None else lean_tflite(straight, LeanOptions(rows)))
+    rows, scope = choice["chunk_rows"], choice["chunk_scope"]
+    kept = straight if rows is None else lean_tflite(straight, LeanOptions(rows, chunk_scope=scope))
+    assert graph == with_offline_plan(kept)[0]
 
 
 def test_count_macs_matches_the_layer_formula(converted):
@@ -132,3 +159,8 @@ def test_count_macs_matches_the_layer_formula(converted):
 def test_negative_chunk_rows_is_refused():
     with pytest.raises(ValueError, match="chunk_rows"):
         LeanOptions(chunk_rows=-1)
+
+
+def test_unknown_chunk_scope_is_refused():
+    with pytest.raises(ValueError, match="chunk_scope: expected one of layer, attention"):
+        LeanOptions(chunk_rows=8, chunk_scope="heads")

@@ -4,8 +4,9 @@
 1. converts `model` (float: post-training quantization; QAT: keeps its trained ranges) to a batch-1
    int8 .tflite, calibrating on `calibration_examples` training examples (seeded sample);
 2. `lean_graph.lean_tflite` (unless lean=False): the exact memory-lean rewrite; with
-   `chunk_candidates`, each row-chunk size is tried and the one whose measured arena is
-   smallest is kept; then `check_int8_graph`: int8/int32 tensors only, TFLM int8 ops only, no
+   `chunk_candidates`, each row-chunk size and chunk scope is tried, each with its offline
+   memory plan (`memory_plan`), and the one whose measured arena is smallest is kept; then
+   `check_int8_graph`: int8/int32 tensors only, TFLM int8 ops only, no
    QUANTIZE/DEQUANTIZE;
 3. runs every test example under `tflite_micro` and scores the task metric on the int8 logits;
 4. compares the predicted classes with each Keras model in `references` on the same test split;
@@ -23,7 +24,8 @@ import numpy as np
 from tflm_embbert.convert import check_int8_graph, to_int8_tflite
 from tflm_embbert.datasets import TaskData
 from tflm_embbert.finetune import encode
-from tflm_embbert.lean_graph import LeanOptions, lean_tflite
+from tflm_embbert.lean_graph import CHUNK_SCOPES, LeanOptions, lean_tflite
+from tflm_embbert.memory_plan import with_offline_plan
 from tflm_embbert.memory_report import memory_report
 from tflm_embbert.metrics import compute_metrics
 from tflm_embbert.rewrites import export_rewrites, trained_parameters
@@ -141,44 +143,67 @@ def int8_under_tflm(
     )
 
 
-def smallest_lean(tflite: bytes, chunk_candidates, measure: bool, progress) -> tuple:
-    """The graph (the converter's own, or the exact lean rewrite at each row-chunk size) whose
-    TFLM arena is smallest.
+def lean_variants(tflite: bytes, chunk_candidates, offline_plan: bool = True) -> dict:
+    """{label: (options or None for the converter's graph, graph)}: the converter's graph and the
+    exact lean rewrite at each row-chunk size, chunked per layer and per attention chain (the
+    two scopes coincide without chunks), each with its offline memory plan (memory_plan) unless
+    offline_plan=False."""
+    variants = {"converter": (None, tflite)}
+    for rows in dict.fromkeys(chunk_candidates):
+        for scope in CHUNK_SCOPES if rows else CHUNK_SCOPES[:1]:
+            options = LeanOptions(chunk_rows=rows, chunk_scope=scope)
+            label = f"chunk_rows={rows}" + (f"/{scope}" if rows else "")
+            variants[label] = (options, lean_tflite(tflite, options))
+    if offline_plan:
+        variants = {
+            label: (options, with_offline_plan(graph)[0])
+            for label, (options, graph) in variants.items()
+        }
+    return variants
+
+
+def smallest_lean(
+    tflite: bytes, chunk_candidates, measure: bool, progress, offline_plan: bool = True
+) -> tuple:
+    """The graph (the converter's own, or the exact lean rewrite at each row-chunk size and
+    chunk scope; each with an offline memory plan unless offline_plan=False) whose TFLM arena is
+    smallest.
 
     Chunks cut the planned part of the arena but every chunk's ops add persistent bytes, and on
     some graphs (the BERT baselines) the rewrite itself costs more than it saves, so the choice
-    is measured, not guessed. Without measuring, the first candidate's rewrite is kept. Returns
-    (tflite, {"chunk_rows": rows or None for the converter's graph, "arena_by_chunk_rows": ...},
-    the kept graph's measure_arena_bytes() or None).
+    is measured, not guessed. Without measuring, the first candidate's rewrite (chunked per
+    layer) is kept. Returns (tflite, {"chunk_rows": rows or None for the converter's graph,
+    "chunk_scope", "offline_plan", "arena_by_variant"}, the kept graph's measure_arena_bytes()
+    or None).
     """
     candidates = tuple(chunk_candidates)
     if not measure:
-        return (
-            lean_tflite(tflite, LeanOptions(chunk_rows=candidates[0])),
-            {
-                "chunk_rows": candidates[0],
-                "arena_by_chunk_rows": {},
-            },
-            None,
-        )
-    graphs = {None: tflite}
-    graphs.update({rows: lean_tflite(tflite, LeanOptions(chunk_rows=rows)) for rows in candidates})
-    measured = {rows: measure_arena_bytes(graph) for rows, graph in graphs.items()}
-    arenas = {rows: arena["minimum"] for rows, arena in measured.items()}
-    best = min(arenas, key=lambda rows: arenas[rows])
-    def label(rows):
-        return "converter's graph" if rows is None else f"lean, chunk_rows {rows}"
-
-    shown = ", ".join(f"{label(rows)}: {arena:,} B" for rows, arena in arenas.items())
-    progress(f"lean graph: arena by variant ({shown}); keeping the {label(best)}")
-    return (
-        graphs[best],
-        {
-            "chunk_rows": best,
-            "arena_by_chunk_rows": {str(rows): arena for rows, arena in arenas.items()},
-        },
-        measured[best],
-    )
+        options = LeanOptions(chunk_rows=candidates[0])
+        graph = lean_tflite(tflite, options)
+        if offline_plan:
+            graph = with_offline_plan(graph)[0]
+        choice = {
+            "chunk_rows": options.chunk_rows,
+            "chunk_scope": options.chunk_scope,
+            "offline_plan": offline_plan,
+            "arena_by_variant": {},
+        }
+        return graph, choice, None
+    variants = lean_variants(tflite, candidates, offline_plan)
+    measured = {label: measure_arena_bytes(graph) for label, (_, graph) in variants.items()}
+    arenas = {label: arena["minimum"] for label, arena in measured.items()}
+    best = min(arenas, key=lambda label: arenas[label])
+    shown = ", ".join(f"{label}: {arena:,} B" for label, arena in arenas.items())
+    plan = " with offline memory plans" if offline_plan else ""
+    progress(f"lean graph: arena by variant{plan} ({shown}); keeping {best}")
+    options, graph = variants[best]
+    choice = {
+        "chunk_rows": None if options is None else options.chunk_rows,
+        "chunk_scope": None if options is None else options.chunk_scope,
+        "offline_plan": offline_plan,
+        "arena_by_variant": arenas,
+    }
+    return graph, choice, measured[best]
 
 
 def _hidden_dim(report) -> int:

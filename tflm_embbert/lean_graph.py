@@ -40,18 +40,32 @@ BuiltinOptions = schema_fb.BuiltinOptions
 _BUILTIN_CODES = {name: code for code, name in _BUILTIN_OPS.items()}
 
 
+# "layer": every row-wise op of a region that contains attention is chunked (the conv branch,
+# dense layers and norms too: the smallest planned arena, the most ops). "attention": only the
+# chain that ends in A.x (queries, scores, mask, softmax, A.x and the dense layers that read it
+# alone) is chunked; the conv branch and norms run on whole tensors (fewer ops, and TFLM keeps
+# ~200 B of persistent data per op on a 64-bit host).
+CHUNK_SCOPES = ("layer", "attention")
+
+
 @dataclass(frozen=True)
 class LeanOptions:
     """chunk_rows: rows per chunk (0 = no chunking; [CLS]-only still applies).
     pretranspose: TRANSPOSE the values of A.x once instead of TFLM's per-op persistent copy.
+    chunk_scope: which ops are chunked (CHUNK_SCOPES).
     """
 
     chunk_rows: int = 32
     pretranspose: bool = True
+    chunk_scope: str = "layer"
 
     def __post_init__(self):
         if self.chunk_rows < 0:
             raise ValueError(f"chunk_rows: expected >= 0, got {self.chunk_rows}")
+        if self.chunk_scope not in CHUNK_SCOPES:
+            raise ValueError(
+                f"chunk_scope: expected one of {', '.join(CHUNK_SCOPES)}, got {self.chunk_scope!r}"
+            )
 
 
 def lean_tflite(model_bytes: bytes, options: LeanOptions = LeanOptions()) -> bytes:
@@ -327,7 +341,11 @@ class _Rewriter:
             self.row_rule(op)
             and self.options.chunk_rows
             and self.is_row(t)
-            and self._region_has_matmul(t, set())
+            and (
+                self._attention_chain(t)
+                if self.options.chunk_scope == "attention"
+                else self._region_has_matmul(t, set())
+            )
         ):
             step = self.options.chunk_rows
             parts = [
@@ -366,6 +384,18 @@ class _Rewriter:
             self.is_row(i) and not self.needs_whole(i) and self._region_has_matmul(i, seen)
             for i in sources
         )
+
+    def _attention_chain(self, t: int) -> bool:
+        """Whether t is A.x or computed row by row from A.x alone (every row input is)."""
+        op = self.producer.get(t)
+        rule = None if op is None else self.row_rule(op)
+        if rule == "matmul":
+            return True
+        if rule != "elementwise":
+            return False
+        sources = [self.resolve(int(i)) for i in op.inputs if i >= 0]
+        rows = [i for i in sources if self.is_row(i)]
+        return bool(rows) and all(self._attention_chain(i) for i in rows)
 
     def keep_tensor(self, t: int) -> int:
         if t not in self.old_to_new:
