@@ -16,8 +16,9 @@ data is not needed at the same time. `offline_plan` uses that for three exact al
   written (the per-row passes of SOFTMAX read a row before writing it).
 
 The remaining blocks (one per alias group, living from its first producer to its last reader)
-are placed by a first-fit over address ranges, largest first, then in order of first use; the
-smaller of the two heads is kept. Scratch buffers that kernels request at runtime are still
+are placed by a first-fit over address ranges in several orders (largest first, in order of
+creation, longest-lived first, then seeded shuffles) until one reaches the lower bound (the
+largest sum of blocks alive at one op); the smallest head is kept. Scratch buffers that kernels request at runtime are still
 planned by TFLM around these offsets.
 """
 
@@ -218,6 +219,9 @@ _ORDERS = (
 )
 
 
+RANDOM_ORDERS = 16  # seeded shuffles tried after _ORDERS until one reaches the lower bound
+
+
 def plan(model, index: int = 0, alias: bool = True) -> Plan:
     """The offline plan of subgraph `index` of a ModelT (see the module doc)."""
     g = _Graph(model, index)
@@ -228,20 +232,26 @@ def plan(model, index: int = 0, alias: bool = True) -> Plan:
         groups, counts = _Groups(life, g.nbytes), {}
     roots = [t for t in life if groups.find(t)[0] == t]
     blocks = [(t, _align(groups.size[t]), *groups.life[t]) for t in roots]
+    live = np.zeros(max(len(g.ops), 1), dtype=np.int64)
+    for _, size, first, last in blocks:
+        live[first : last + 1] += size
+    lower_bound = int(live.max())
     best = None
-    for order in _ORDERS:
+    rng = np.random.default_rng(0)  # seeded: the same model always gets the same plan
+    shuffles = [dict(zip(roots, rng.permutation(len(roots)))) for _ in range(RANDOM_ORDERS)]
+    orders = list(_ORDERS) + [lambda b, rank=rank: rank[b[0]] for rank in shuffles]
+    for order in orders:
         offsets, head = _first_fit(blocks, order)
         if best is None or head < best[1]:
             best = (offsets, head)
+        if head <= lower_bound:
+            break
     root_offsets, head = best
     offsets = [-1] * len(g.tensors)
     for t in life:
         root, inner = groups.find(t)
         offsets[t] = root_offsets[root] + inner
-    live = np.zeros(max(len(g.ops), 1), dtype=np.int64)
-    for _, size, first, last in blocks:
-        live[first : last + 1] += size
-    return Plan(offsets, int(head), int(live.max()), counts)
+    return Plan(offsets, int(head), lower_bound, counts)
 
 
 def offline_plan_model(model_bytes: bytes, alias: bool = True):
