@@ -18,8 +18,8 @@ data is not needed at the same time. `offline_plan` uses that for three exact al
 The remaining blocks (one per alias group, living from its first producer to its last reader)
 are placed by a first-fit over address ranges in several orders (largest first, in order of
 creation, longest-lived first, then seeded shuffles) until one reaches the lower bound (the
-largest sum of blocks alive at one op); the smallest head is kept. Scratch buffers that kernels request at runtime are still
-planned by TFLM around these offsets.
+largest sum of blocks alive at one op); the smallest head is kept. Scratch buffers that kernels
+request at runtime are still planned by TFLM around these offsets.
 """
 
 from __future__ import annotations
@@ -238,7 +238,9 @@ def plan(model, index: int = 0, alias: bool = True) -> Plan:
     lower_bound = int(live.max())
     best = None
     rng = np.random.default_rng(0)  # seeded: the same model always gets the same plan
-    shuffles = [dict(zip(roots, rng.permutation(len(roots)))) for _ in range(RANDOM_ORDERS)]
+    shuffles = [
+        dict(zip(roots, rng.permutation(len(roots)), strict=True)) for _ in range(RANDOM_ORDERS)
+    ]
     orders = list(_ORDERS) + [lambda b, rank=rank: rank[b[0]] for rank in shuffles]
     for order in orders:
         offsets, head = _first_fit(blocks, order)
