@@ -1,10 +1,24 @@
 """Length buckets sharing one copy of the weights: equality, flash, MACs and RAM under TFLM.
 
     python bench/length_buckets.py --model runs/bench_int8/snips_seed0/qat.keras
+    python bench/length_buckets.py --study graphs --model runs/bench_int8/snips_seed0/qat.keras
 
-The classifier is converted to full-integer .tflite once per bucket length (calibrated on the
-task's training sentences at that length); the longest length is the full graph. Per bucket set
-(--buckets, plus each of --subsets), with `tflm_embbert.length_buckets`:
+--study export (the default): what `export_tflite` builds, per full length in --export_lengths
+(default 256, the paper's length, and 32, the Snips 99th percentile the export picks): the
+exported int8 graph (`int8_eval.int8_under_tflm`: conversion, lean choice by measured arena,
+the test split under TFLM), then `export.buckets.build_buckets` with the default buckets (powers
+of two from 16 below L, then L): one model array with a root per bucket sharing the weights, the
+lean rewrite and offline plan per bucket where they lower its arena, every test example checked
+on the bucket it chooses. On top, every test example is run on every bucket that holds it and
+compared with the exported graph (int8 LSB). Reported: bytes and flash growth against the exported
+single graph, measured arena per bucket (the library reserves the largest, with margin), MACs per
+bucket and their mean over the test split against the single graph, the converter's graph, and
+(for shorter L) the single L=256 graph. Writes <out>/results.json.
+
+--study graphs: the graph-level study (`length_buckets.bucketed_model`, IF dispatch and
+`bucket_entries`), one conversion per bucket length (calibrated on the task's training sentences
+at that length); the longest length is the full graph. Per bucket set (--buckets, plus each of
+--subsets):
 - the dispatching model (`bucketed_model`: subgraph 0 picks the shortest bucket through TFLM IF
   ops) run under the TFLM runtime on every test example encoded at the full length, against the
   full graph alone: largest int8 logit difference (LSB) and class agreement; the buckets chosen;
@@ -13,7 +27,9 @@ task's training sentences at that length); the longest length is the full graph.
 - mean MACs per example (`count_macs` of the chosen bucket's subgraph) / MACs of the full graph;
 - the arena (smallest that runs; planned head + persistent tail) of the dispatching model and of
   each bucket alone, and the median host TFLM invoke time per bucket (alone and dispatched).
-Writes <out>/<name>.json and <out>/results.md.
+Writes <out>/<name>.json.
+
+Both rewrite <out>/results.md from every JSON in <out>.
 """
 
 from __future__ import annotations
@@ -30,6 +46,8 @@ from bench.common import machine, markdown_table, write_json  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A classifier .keras (QAT or float).", required=True)
+flags.DEFINE_enum("study", "export", ["export", "graphs"], "What to measure (see the docstring).")
+flags.DEFINE_list("export_lengths", ["256", "32"], "--study export: full lengths L to export.")
 flags.DEFINE_string("tokenizer", None, "Tokenizer folder; default: the model's folder.")
 flags.DEFINE_string("task", "snips", "Task whose test split is run.")
 flags.DEFINE_string("data_dir", None, "Task data folder; default: ../shared/data.")
@@ -133,9 +151,7 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
                 "examples": int(fits.sum()),
                 "arena_alone": measure_arena_bytes(alone),
                 "invoke_ms_alone": round(
-                    invoke_ms(
-                        alone, {k: v[:, :length] for k, v in rows.items()}, FLAGS.invokes
-                    ),
+                    invoke_ms(alone, {k: v[:, :length] for k, v in rows.items()}, FLAGS.invokes),
                     3,
                 ),
                 "invoke_ms_dispatched": round(invoke_ms(model, rows, FLAGS.invokes), 3)
@@ -147,6 +163,8 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
 
 def main(argv):
     del argv
+    if FLAGS.study == "export":
+        return export_study()
     from tflm_embbert.finetune import encode
     from tflm_embbert.macs import count_macs
     from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm
@@ -195,11 +213,215 @@ def _percentiles(values) -> dict:
 
 
 def write_report(out: Path) -> None:
-    """results.md: one section per <name>.json in `out`."""
+    """results.md: the export study (results.json) first, then one section per other
+    <name>.json in `out` (the graph studies)."""
     import json
 
-    sections = [report(json.loads(path.read_text())) for path in sorted(out.glob("*.json"))]
+    sections = []
+    if (out / "results.json").is_file():
+        sections.append(export_markdown(json.loads((out / "results.json").read_text())))
+    sections += [
+        report(json.loads(path.read_text()))
+        for path in sorted(out.glob("*.json"))
+        if path.name != "results.json"
+    ]
     (out / "results.md").write_text("# Length buckets under TFLM\n\n" + "\n".join(sections))
+
+
+# ----------------------------------------------------------------------------------------------
+# --study export
+
+
+def export_study() -> None:
+    import time
+
+    from export.buckets import build_buckets, default_lengths
+    from export.cpp_sources import arena_with_margin
+    from export.library import ARENA_EXTRA_BYTES, DEFAULT_ARENA_MARGIN
+    from keras_models.backend import keras  # noqa: F401  (TF_USE_LEGACY_KERAS before tfmot)
+    from tflm_embbert import paths
+    from tflm_embbert.datasets import load_task
+    from tflm_embbert.finetune import encode
+    from tflm_embbert.int8_eval import int8_under_tflm
+    from tflm_embbert.qat import load_qat_model
+    from tflm_embbert.tokenizer import Tokenizer
+
+    model = load_qat_model(FLAGS.model, compile=False)
+    tokenizer = Tokenizer.load(FLAGS.tokenizer or Path(FLAGS.model).parent)
+    task = load_task(FLAGS.task, FLAGS.data_dir or paths.shared_data_dir(), seed=0)
+    if FLAGS.limit:
+        task.test = task.test[: FLAGS.limit]
+    test_x, _ = encode(tokenizer, task.test, 256)
+    results = {
+        "machine": machine(),
+        "model": FLAGS.model,
+        "task": FLAGS.task,
+        "test_examples": len(task.test),
+        "real_tokens": _percentiles((test_x["token_ids"] != 0).sum(1)),
+        "exports": [],
+    }
+    for seq_len in sorted({int(v) for v in FLAGS.export_lengths}, reverse=True):
+        started = time.time()
+        print(f"[L={seq_len}] int8 graph as the export makes it", flush=True)
+        converted = int8_under_tflm(
+            model,
+            task,
+            tokenizer,
+            seq_len,
+            calibration_examples=FLAGS.calibration_examples,
+            seed=0,
+        )
+        built = build_buckets(
+            model,
+            task,
+            tokenizer,
+            seq_len,
+            default_lengths(seq_len),
+            converted.tflite,
+            converted.lean,
+            calibration_examples=FLAGS.calibration_examples,
+            seed=0,
+        )
+        exhaustive = _every_fitting_example(built, converted.tflite, tokenizer, task, seq_len)
+        results["exports"].append(
+            {
+                "seq_len": seq_len,
+                "single": {
+                    "bytes": len(converted.tflite),
+                    "lean": converted.lean,
+                    "test": converted.test,
+                },
+                "buckets": built.report,
+                "library_arena_bytes": arena_with_margin(
+                    built.arena_measured_bytes, DEFAULT_ARENA_MARGIN, ARENA_EXTRA_BYTES
+                ),
+                "every_fitting_example": exhaustive,
+                "seconds": round(time.time() - started, 1),
+            }
+        )
+        out = Path(FLAGS.out)
+        write_json(out / "results.json", results)
+        write_report(out)
+    print((Path(FLAGS.out) / "results.md").read_text())
+
+
+def _every_fitting_example(built, single, tokenizer, task, seq_len) -> dict:
+    """Every test example on every bucket that holds it (cut to the bucket's length) against the
+    single graph: {length: {"examples": n, "max_lsb": m}}."""
+    import numpy as np
+
+    from tflm_embbert.finetune import encode
+    from tflm_embbert.tflm_check import run_tflm
+
+    test_x, _ = encode(tokenizer, task.test, seq_len)
+    reference = run_tflm(single, test_x).raw.astype(np.int32)
+    real = (test_x["token_ids"] != 0).sum(1)
+    checked = {}
+    for length, offset in zip(built.lengths, built.offsets, strict=True):
+        fits = real <= length
+        print(f"[L={seq_len}] bucket {length}: {int(fits.sum())} test examples", flush=True)
+        cut = {k: v[fits][:, :length] for k, v in test_x.items()}
+        got = run_tflm(built.data[offset:], cut).raw.astype(np.int32)
+        checked[str(length)] = {
+            "examples": int(fits.sum()),
+            "max_lsb": int(np.abs(got - reference[fits]).max()),
+        }
+    return checked
+
+
+def export_markdown(results: dict) -> str:
+    exports = results["exports"]
+    single_256 = next((e for e in exports if e["seq_len"] == 256), None)
+    summary, sections = [], []
+    for e in exports:
+        b = e["buckets"]
+        vs_256 = (
+            f"{b['mean_macs'] / single_256['buckets']['single_macs']:.4f}x"
+            if single_256 is not None
+            else "-"
+        )
+        checked = e["every_fitting_example"]
+        summary.append(
+            [
+                e["seq_len"],
+                "/".join(map(str, b["lengths"])),
+                f"{e['single']['bytes']:,}",
+                f"{b['bytes']:,} ({100 * b['flash_growth']:+.1f}%)",
+                f"{b['single_arena']['minimum']:,}",
+                f"{max(x['arena']['minimum'] for x in b['buckets']):,} "
+                f"({e['library_arena_bytes']:,})",
+                f"{b['mean_macs']:,.0f}",
+                f"{b['mean_macs_ratio']:.4f}x",
+                f"{b['mean_macs_ratio_vs_converter_graph']:.4f}x",
+                vs_256,
+                f"{max(c['max_lsb'] for c in checked.values())} LSB "
+                f"({sum(c['examples'] for c in checked.values()):,} runs)",
+                e["seconds"],
+            ]
+        )
+        rows = [
+            [
+                x["length"],
+                f"{x['offset']:,}",
+                x["graph"],
+                f"{x['arena']['minimum']:,} ({x['arena']['planned']:,} + "
+                f"{x['arena']['persistent']:,})",
+                f"{x['macs']:,}",
+                f"{x['test_examples']} ({100 * x['share']:.1f}%)",
+                f"{checked[str(x['length'])]['examples']}: "
+                f"{checked[str(x['length'])]['max_lsb']} LSB",
+            ]
+            for x in b["buckets"]
+        ]
+        sections.append(
+            f"Per bucket, L={e['seq_len']} (single graph: {e['single']['bytes']:,} B, "
+            f"{b['single_macs']:,} MACs, arena {b['single_arena']['minimum']:,} B; test "
+            f"accuracy under TFLM {e['single']['test'].get('accuracy', float('nan')):.4f}):\n\n"
+            + markdown_table(
+                [
+                    "bucket L",
+                    "offset",
+                    "graph",
+                    "arena B (planned + persistent)",
+                    "MACs",
+                    "test examples choosing it",
+                    "test examples it holds: max LSB vs single",
+                ],
+                rows,
+            )
+        )
+    header = [
+        "L",
+        "buckets",
+        "single graph B",
+        "model array B (flash growth)",
+        "single graph arena B",
+        "largest bucket arena B (library kArenaBytes)",
+        "mean MACs / example",
+        "vs single graph",
+        "vs converter's graph at L",
+        "vs single L=256 graph",
+        "every test example on every bucket holding it",
+        "seconds",
+    ]
+    return (
+        f"## Export: `export_tflite`'s default buckets, {results['task']} test split "
+        f"({results['test_examples']} examples), `{results['model']}`\n\n"
+        f"Real tokens per example: {results['real_tokens']}.\n\n"
+        + markdown_table(header, summary)
+        + "\n"
+        + "\n".join(sections)
+        + "\nThe single graph is what the export ships without buckets (`int8_under_tflm`: the "
+        "converter's graph or the lean rewrite with its offline memory plan, whichever arena is "
+        "smallest). The model array holds one flatbuffer root per bucket (the full model at "
+        "offset 0) sharing every weight buffer; each shorter bucket keeps the lean variant with "
+        "the smallest measured arena. Arena: the smallest that allocates and invokes under the "
+        "`tflite_micro` runtime (x86 reference kernels, 64-bit); the library reserves the largest "
+        "bucket's + 10% + 2 KiB. MACs: `tflm_embbert.macs` (matmuls and convolutions) of each "
+        "root; the mean is over the test split, each example on the bucket it chooses. Command: "
+        "`python bench/length_buckets.py --model runs/bench_int8/snips_seed0/qat.keras` (2 "
+        "shared CPU cores).\n"
+    )
 
 
 def report(results: dict) -> str:
@@ -271,7 +493,7 @@ def report(results: dict) -> str:
         "'arena alone' column). MACs: matmuls and convolutions (`tflm_embbert.macs`). Invoke "
         "times: median host time over the bucket's examples (over all test examples, cut to "
         "the bucket's length, when none chose it); host timings on a shared 2-core machine are "
-        "noisy. Command: `python bench/length_buckets.py --model ...`.\n"
+        "noisy. Command: `python bench/length_buckets.py --study graphs --model ...`.\n"
     )
 
 

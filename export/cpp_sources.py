@@ -79,6 +79,12 @@ def model_data_files(prefix: str, tflite: bytes) -> dict[str, str]:
     return {f"{prefix}_model_data.h": header, f"{prefix}_model_data.cpp": source}
 
 
+def buffer_bytes(seq_len: int, num_labels: int) -> int:
+    """Static RAM of the generated code besides the arena: the sketch's line buffer, the token ids
+    at the full length (tokenized before the bucket is chosen) and the result's scores."""
+    return MAX_INPUT_BYTES + 1 + 4 * seq_len + 4 * num_labels
+
+
 def arena_with_margin(measured: int, margin: float, extra: int) -> int:
     """measured * (1 + margin) + extra, rounded up to 16 bytes."""
     return int(math.ceil((measured * (1.0 + margin) + extra) / 16.0)) * 16
@@ -96,7 +102,11 @@ def settings_header(
     arena_measured: int,
     arena_bytes: int,
     margin_text: str,
+    buckets: tuple[list[int], list[int], list[int]] | None = None,
 ) -> str:
+    """The settings header. `buckets`: (lengths, offsets, measured arenas) of the model array's
+    bucket roots, increasing, the last = (seq_len, 0, ...); None: one model at offset 0."""
+    lengths, offsets, arenas = buckets or ([seq_len], [0], [arena_measured])
     inputs = {t.name: i for i, t in enumerate(report.inputs)}
     token_input = next(i for name, i in inputs.items() if "token_ids" in name)
     segment_input = next(i for name, i in inputs.items() if "segment_ids" in name)
@@ -135,6 +145,25 @@ constexpr const char* kLabels[kNumLabels] = {{
 // the example sketch prints arena_used_bytes().
 constexpr size_t kArenaMeasuredBytes = {arena_measured};
 constexpr size_t kArenaBytes = {arena_bytes};
+
+// Length buckets: the model array holds a complete model (a flatbuffer root) per sequence length,
+// sharing the weights; tflite::GetModel(model_data + kBucketOffsets[b]) is bucket b, with (1,
+// kBucketLengths[b]) inputs. Padded keys are masked and the conv is causal, so every bucket gives
+// the full model's logits for inputs that fit it (checked on the test split, 0 LSB). The last
+// bucket is the full model (offset 0). kArenaBytes covers the largest bucket.
+constexpr int kNumBuckets = {len(lengths)};
+constexpr int kBucketLengths[kNumBuckets] = {{{", ".join(map(str, lengths))}}};
+constexpr size_t kBucketOffsets[kNumBuckets] = {{{", ".join(map(str, offsets))}}};
+constexpr size_t kBucketArenaMeasuredBytes[kNumBuckets] = {{{", ".join(map(str, arenas))}}};
+
+// The bucket for an input of `tokens` ids ([CLS] pieces [SEP], padding excluded): the shortest
+// that holds them, else the last. As tflm_embbert.length_buckets.chosen_length picks it.
+static inline int BucketFor(int tokens) {{
+  for (int b = 0; b + 1 < kNumBuckets; ++b) {{
+    if (tokens <= kBucketLengths[b]) return b;
+  }}
+  return kNumBuckets - 1;
+}}
 
 constexpr size_t kMaxInputBytes = {MAX_INPUT_BYTES};  // the example sketch's line buffer
 

@@ -8,8 +8,10 @@ The model may be float (post-training int8) or QAT (its trained ranges are kept)
 the one saved beside it (vocab.txt), else --tokenizer, else the shipped one. The task's data
 calibrates the int8 ranges (training examples) and scores the int8 model under the TFLM runtime
 (the test split); the labels become the library's labels. Conversion, the int8 check and the TFLM
-run are those of the training pipeline (tflm_embbert.int8_eval); the library and its checks are
-export.library's. Writes --out (see export.library), staged and renamed when complete.
+run are those of the training pipeline (tflm_embbert.int8_eval); the length buckets (on by default:
+powers of two from 16 below L, then L) are export.buckets', checked bit for bit against the full
+graph on the test split; the library and its checks are export.library's. Writes --out (see
+export.library), staged and renamed when complete.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from export import boards, cpp_sources, tflm_profiles
+from export import boards, buckets, cpp_sources, tflm_profiles
 from export.library import DEFAULT_ARENA_MARGIN, DEFAULT_URL, LibraryRequest, export_library
 from tflm_embbert import paths
 from tflm_embbert.data_flags import load_data
@@ -77,6 +79,7 @@ flags.DEFINE_bool(
     "Per-channel int8 Dense weights (the converter's default). False keeps QAT's per-tensor "
     "grid, which makes row chunks cheaper in arena (not exact against the per-channel graph).",
 )
+flags.DEFINE_list("length_buckets", ["auto"], buckets.FLAG_HELP)
 flags.DEFINE_bool("force", False, "Write the library even when it does not fit the board.")
 flags.DEFINE_string("url", DEFAULT_URL, "library.properties url.")
 flags.DEFINE_string("maintainer", "tflm_embbert user", "library.properties maintainer.")
@@ -127,10 +130,14 @@ def main(argv):
     )
     tokenizer = Tokenizer.load(tokenizer_dir)
     seq_len = _seq_len(model_path, tokenizer, task)
+    try:
+        lengths = buckets.parse_lengths(f.length_buckets, seq_len)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
 
     from tflm_embbert.qat import load_qat_model  # TF import only once the flags are valid
 
-    _say(f"[1/2] {model_path}: int8 conversion (L={seq_len}) + {task.name} test split under TFLM")
+    _say(f"[1/3] {model_path}: int8 conversion (L={seq_len}) + {task.name} test split under TFLM")
     model = load_qat_model(model_path, compile=False)
     if model.output_shape[-1] != task.num_labels:
         raise app.UsageError(
@@ -154,14 +161,43 @@ def main(argv):
     except ValueError as error:  # the conversion or the int8 check: one line
         print(f"export_tflite: {error}", file=sys.stderr)
         sys.exit(2)
-    _say(f"[2/2] Arduino library {f.name} for {board.name} (TFLM: {f.tflm})")
+    _say(f"[2/3] length buckets ({'/'.join(map(str, lengths)) or 'none'})")
+    bucketed, bucket_note = None, buckets.off_note(f.length_buckets, seq_len)
+    if lengths:
+        try:
+            bucketed, bucket_note = buckets.build_or_fall_back(
+                lambda: buckets.build_buckets(
+                    model,
+                    task,
+                    tokenizer,
+                    seq_len,
+                    lengths,
+                    converted.tflite,
+                    converted.lean,
+                    calibration_examples=f.calibration_examples,
+                    seed=f.seed,
+                    per_channel_dense=f.per_channel_dense,
+                    lean=f.lean,
+                    chunk_candidates=tuple(int(rows) for rows in f.chunk_rows),
+                    progress=_say,
+                ),
+                explicit=f["length_buckets"].present > 0,
+                seq_len=seq_len,
+                say=_say,
+            )
+        except buckets.BucketError as error:  # asked for: refuse, nothing written
+            print(f"export_tflite: {error}", file=sys.stderr)
+            sys.exit(2)
+    _say(f"[3/3] Arduino library {f.name} for {board.name} (TFLM: {f.tflm})")
     request = LibraryRequest(
         name=f.name,
-        tflite=converted.tflite,
+        tflite=bucketed.data if bucketed else converted.tflite,
         tokenizer=tokenizer,
         labels=list(task.label_names),
         seq_len=seq_len,
-        arena_measured_bytes=converted.memory["ram_arena_bytes"],
+        arena_measured_bytes=(
+            bucketed.arena_measured_bytes if bucketed else converted.memory["ram_arena_bytes"]
+        ),
         task=task.name,
         source=str(model_path),
         board=board,
@@ -176,7 +212,9 @@ def main(argv):
             "tflm_agreement": converted.agreement,
             "test_split": task.test_split,
             "lean_graph": converted.lean,
+            **({"length_buckets": bucket_note} if bucket_note else {}),
         },
+        buckets=bucketed,
     )
     try:
         export_library(request, f.out)

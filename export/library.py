@@ -1,12 +1,13 @@
 """Writes the Arduino library (spec 2.2) for an int8 .tflite and its tokenizer, after the checks.
 
-    <out>/model.tflite
+    <out>/model.tflite             the model array's bytes (with length buckets: every bucket's
+                                   root, the full-length model's at offset 0, so still a .tflite)
     <out>/export_report.json, export_report.md
     <out>/<Name>/                  the library folder
         library.properties, README.md
         src/<Name>.h, src/<Name>.cpp                   the API: begin(), classify()
         src/<prefix>_model_data.h/.cpp                 the model array (alignas(16))
-        src/<prefix>_model_settings.h                  arena, L, labels, quantization, hash
+        src/<prefix>_model_settings.h                  arena, L, buckets, labels, quantization, hash
         src/<prefix>_op_resolver.h                     MicroMutableOpResolver<N> of the model's ops
         src/embbert_tokenizer.h/.cpp                   WordPiece in C++ (arduino/src)
         src/embbert_tokenizer_data.h/.cpp              vocabulary + Unicode tables as const data
@@ -27,12 +28,16 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from export import boards, cpp_sources, tflm_profiles, tflm_tree
 from export.tokenizer_data import write_tokenizer_data
 from tflm_embbert.convert import check_int8_graph
 from tflm_embbert.files import publish, staging_dir
 from tflm_embbert.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from export.buckets import LengthBuckets
 
 DEFAULT_ARENA_MARGIN = 0.10  # of the measured arena ...
 ARENA_EXTRA_BYTES = 2048  # ... plus this, for optimized kernels' scratch buffers
@@ -67,6 +72,15 @@ class LibraryRequest:
     url: str = DEFAULT_URL
     maintainer: str = "tflm_embbert user"
     extra_report: dict = field(default_factory=dict)  # e.g. accuracy under TFLM
+    # Length buckets (export.buckets): `tflite` is then their model array (buckets.data) and
+    # arena_measured_bytes the largest bucket's.
+    buckets: LengthBuckets | None = None
+
+    def bucket_table(self) -> tuple[list[int], list[int], list[int]]:
+        """(lengths, offsets, measured arenas) of the buckets; one bucket without them."""
+        if self.buckets is None:
+            return [self.seq_len], [0], [self.arena_measured_bytes]
+        return self.buckets.lengths, self.buckets.offsets, self.buckets.arena_bytes
 
 
 def _checks(request: LibraryRequest) -> tuple:
@@ -90,10 +104,45 @@ def _checks(request: LibraryRequest) -> tuple:
             f"seq_len: the model's inputs are {[t.shape for t in report.inputs]}, expected two "
             f"(1, {request.seq_len})"
         )
+    ops = {op.name for op in report.ops}
+    for length, offset in _bucket_roots(request):
+        bucket = check_int8_graph(request.tflite[offset:])
+        if [t.name for t in bucket.inputs] != [t.name for t in report.inputs] or [
+            t.shape for t in bucket.inputs
+        ] != [(1, length)] * 2:
+            raise tflm_profiles.ExportError(
+                f"length buckets: the root at offset {offset} has inputs "
+                f"{[(t.name, t.shape) for t in bucket.inputs]}, expected the full model's at "
+                f"(1, {length})"
+            )
+        ops |= {op.name for op in bucket.ops}
     profile = tflm_profiles.PROFILES[request.tflm]
-    ops = sorted({op.name for op in report.ops})
+    ops = sorted(ops)
     tflm_profiles.check_ops(ops, profile, request.tflm_tree)
     return report, profile, ops
+
+
+def _bucket_roots(request: LibraryRequest) -> list[tuple[int, int]]:
+    """(length, offset) of every bucket root but the full model's (offset 0), after checking the
+    bucket table against the model array."""
+    lengths, offsets, arenas = request.bucket_table()
+    if request.buckets is None:
+        return []
+    if request.buckets.data != request.tflite:
+        raise tflm_profiles.ExportError("length buckets: tflite is not the buckets' model array")
+    if not (
+        len(lengths) == len(offsets) == len(arenas) >= 2
+        and lengths == sorted(set(lengths))
+        and lengths[-1] == request.seq_len
+        and offsets[-1] == 0
+        and all(offset % 16 == 0 and 0 <= offset < len(request.tflite) for offset in offsets)
+        and request.arena_measured_bytes == max(arenas)
+    ):
+        raise tflm_profiles.ExportError(
+            f"length buckets: inconsistent table (lengths {lengths}, offsets {offsets}, arenas "
+            f"{arenas}, L={request.seq_len}, arena {request.arena_measured_bytes})"
+        )
+    return list(zip(lengths[:-1], offsets[:-1], strict=True))
 
 
 def export_library(request: LibraryRequest, out: str | Path) -> dict:
@@ -117,7 +166,7 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
             model_bytes=len(request.tflite),
             tokenizer_bytes=tokenizer_info["flash_bytes"],
             arena_bytes=arena,
-            buffer_bytes=cpp_sources.MAX_INPUT_BYTES + 1 + 4 * len(request.labels),
+            buffer_bytes=cpp_sources.buffer_bytes(request.seq_len, len(request.labels)),
             seq_len=request.seq_len,
             force=request.force,
         )
@@ -162,6 +211,9 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
                 "bytes": arena,
                 "margin": margin_text,
             },
+            "length_buckets": request.buckets.report
+            if request.buckets is not None
+            else {"enabled": False, "reason": "not asked for"},
             "tokenizer": tokenizer_info
             | {"files": [Path(f).name for f in tokenizer_info["files"]]},
             "budget": budget,
@@ -190,6 +242,7 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
         arena_measured=request.arena_measured_bytes,
         arena_bytes=arena,
         margin_text=margin_text,
+        buckets=request.bucket_table(),
     )
     files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops)
     profile = tflm_profiles.PROFILES[request.tflm]
@@ -265,6 +318,7 @@ def _write_library_files(
         "NUM_LABELS": len(request.labels),
         "LABELS": ", ".join(request.labels),
         "SEQ_LEN": request.seq_len,
+        "BUCKETS_TEXT": _buckets_text(request),
         "ARENA_BYTES": arena,
         "ARENA_MEASURED": request.arena_measured_bytes,
         "MARGIN_TEXT": margin_text,
@@ -290,6 +344,20 @@ def _write_library_files(
     )
 
 
+def _buckets_text(request: LibraryRequest) -> str:
+    lengths, _, arenas = request.bucket_table()
+    if request.buckets is None:
+        return "Length buckets: none (one model at L)."
+    report = request.buckets.report
+    return (
+        f"Length buckets {'/'.join(map(str, lengths))}: the model array holds one model per "
+        "length sharing the weights, and `classify()` runs the shortest that holds the input's "
+        "tokens (same logits as the full model: checked on the test split). Over that split the "
+        f"mean MACs were {report['mean_macs_ratio']:.3f}x of the single L={request.seq_len} "
+        f"model's; the arena is the largest bucket's ({max(arenas)} B measured)."
+    )
+
+
 def _zip(library: Path, target: Path) -> None:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(library.rglob("*")):
@@ -305,6 +373,39 @@ def _file_sizes(staging: Path) -> dict:
         and "/src/tensorflow/" not in path.as_posix()
         and "/src/third_party/" not in path.as_posix()
     }
+
+
+def bucket_markdown(buckets: dict | None) -> list[str]:
+    """The report's length-bucket section (lines)."""
+    if not buckets:
+        return []
+    if not buckets.get("enabled"):
+        return ["## Length buckets: off", "", f"{buckets.get('reason', '')}", ""]
+    rows = [
+        f"| {b['length']} | {b['offset']:,} | {b['graph']} | {b['arena']['minimum']:,} "
+        f"({b['arena']['planned']:,} + {b['arena']['persistent']:,}) | {b['macs']:,} | "
+        f"{b['test_examples']} ({100 * b['share']:.1f}%) | {b['verified_examples']} |"
+        for b in buckets["buckets"]
+    ]
+    return [
+        f"## Length buckets {'/'.join(map(str, buckets['lengths']))}",
+        "",
+        f"One model array of {buckets['bytes']:,} B holds a model per bucket sharing the weights "
+        f"({100 * buckets['flash_growth']:+.1f}% vs the single graph's "
+        f"{buckets['single_bytes']:,} B); the library runs the shortest bucket that holds the "
+        f"tokenized input. Over the {buckets['test_examples']} test examples: mean MACs "
+        f"{buckets['mean_macs']:,.0f} = {buckets['mean_macs_ratio']:.4f}x of the single graph "
+        f"({buckets['single_macs']:,}; {buckets['mean_macs_ratio_vs_converter_graph']:.4f}x of "
+        f"the converter's graph, {buckets['converter_graph_macs']:,}); every bucket's int8 "
+        f"logits equal the single graph's ({buckets['max_lsb']} LSB). The arena is the largest "
+        "bucket's.",
+        "",
+        "| bucket L | offset | graph | arena B (planned + persistent) | MACs | test examples "
+        "choosing it | examples run on it |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def report_markdown(result: dict) -> str:
@@ -333,6 +434,7 @@ def report_markdown(result: dict) -> str:
         "",
     ]
     lines += [f"- warning: {w}" for w in budget["warnings"]]
+    lines += bucket_markdown(result.get("length_buckets"))
     if "tflm_test" in result:
         test = result["tflm_test"]
         lines += [

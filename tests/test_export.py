@@ -283,7 +283,8 @@ def test_export_tflite_command(tiny_tokenizer, tiny_tokenizer_dir, tmp_path):
             "--tokenizer", str(tiny_tokenizer_dir), "--train_file", str(tmp_path / "train.csv"),
             "--test_file", str(tmp_path / "test.csv"), "--seq_len", str(SEQ_LEN)]
     out = tmp_path / "lib"
-    done = subprocess.run(base + ["--name", "CliModel", "--out", str(out)],
+    done = subprocess.run(base + ["--name", "CliModel", "--out", str(out),
+                                  "--length_buckets", "8"],
                           env=subprocess_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "export_report.json").read_text())
@@ -291,10 +292,309 @@ def test_export_tflite_command(tiny_tokenizer, tiny_tokenizer_dir, tmp_path):
     assert 0.0 <= report["tflm_test"]["accuracy"] <= 1.0
     assert 0.0 <= report["tflm_agreement"]["keras"] <= 1.0
     assert (out / "CliModel.zip").is_file() and "## Fit on nano33ble" in done.stdout
+    buckets = report["length_buckets"]
+    assert buckets["enabled"] and buckets["lengths"] == [8, SEQ_LEN] and buckets["max_lsb"] == 0
+    assert [b["offset"] for b in buckets["buckets"]][-1] == 0
+    assert sum(b["test_examples"] for b in buckets["buckets"]) == 30
+    assert report["model_bytes"] == buckets["bytes"] == (out / "model.tflite").stat().st_size
+    assert "## Length buckets 8/16" in done.stdout
 
     refused = subprocess.run(base + ["--name", "CliModel", "--out", str(tmp_path / "x"),
-                                     "--tflm", "chirale"],
+                                     "--tflm", "chirale", "--length_buckets", "none"],
                              env=subprocess_env(), capture_output=True, text=True)
     assert refused.returncode == 2
     assert "export_tflite: --tflm=chirale: the model uses BATCH_MATMUL" in refused.stderr
     assert not (tmp_path / "x").exists()
+
+    bad = subprocess.run(base + ["--out", str(tmp_path / "y"), "--length_buckets", "8,32"],
+                         env=subprocess_env(), capture_output=True, text=True)
+    assert bad.returncode == 1 and not (tmp_path / "y").exists()
+    last = bad.stderr.strip().splitlines()[-1]  # after absl's usage text
+    assert last == "--length_buckets: 32 exceeds the sequence length L=16", bad.stderr[-2000:]
+
+    # An explicit bucket list whose logits differ from the full graph's (bucket 8's classifier
+    # negated, in the export process) is refused in one line and nothing is written.
+    tampered = subprocess.run(
+        [sys.executable, "-c", _TAMPERED_EXPORT, *base[3:], "--name", "CliModel", "--out",
+         str(tmp_path / "z"), "--length_buckets", "8"],
+        env=subprocess_env(), capture_output=True, text=True,
+    )
+    assert tampered.returncode == 2, tampered.stderr[-2000:]
+    last = tampered.stderr.strip().splitlines()[-1]
+    assert last.startswith("export_tflite: length buckets: bucket L=8 gives logits")
+    assert not (tmp_path / "z").exists() and not (tmp_path / "z.tmp").exists()
+
+
+_TAMPERED_EXPORT = """
+import sys
+from tflm_embbert import length_buckets as lb
+from tests.test_length_buckets import _perturb_bucket
+
+original = lb.bucket_entries
+
+
+def tampered(full, shaped, rewrite=None, root_metadata=None):
+    perturb = _perturb_bucket(8)
+
+    def both(model, index):
+        if rewrite is not None:
+            rewrite(model, index)
+        perturb(model, index)
+
+    return original(full, shaped, both, root_metadata)
+
+
+lb.bucket_entries = tampered
+from export.export_tflite import run
+
+sys.argv = ["export_tflite", *sys.argv[1:]]
+run()
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# length buckets in the library
+
+BUCKETS = [8, SEQ_LEN]
+
+
+def _varied(n, seed):
+    """Examples of 1 to 12 words: some fit bucket 8, some fill L=16, some are cut."""
+    rng = np.random.default_rng(seed)
+    return [
+        Example(" ".join(rng.choice(WORDS, size=int(rng.integers(1, 13)))), None, int(i % 3))
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def bucketed(tiny_tokenizer, tmp_path_factory):
+    """A tiny classifier through int8_under_tflm and export.buckets (8/16), written as a
+    library."""
+    from export import buckets
+    from tflm_embbert.datasets import TaskData
+    from tflm_embbert.int8_eval import int8_under_tflm
+
+    keras.utils.set_random_seed(0)
+    model = build_classifier(tiny_config(), len(LABELS))
+    task = TaskData(name="toy", train=_examples(64, 0), validation=[], test=_varied(40, 3),
+                    label_names=LABELS, metric="accuracy", test_split="test")
+    converted = int8_under_tflm(model, task, tiny_tokenizer, SEQ_LEN, progress=lambda line: None)
+    built = buckets.build_buckets(model, task, tiny_tokenizer, SEQ_LEN, BUCKETS, converted.tflite,
+                                  converted.lean, progress=lambda line: None)
+    out = tmp_path_factory.mktemp("bucketed") / "lib"
+    request = _request({"tflite": built.data, "arena": built.arena_measured_bytes},
+                       tiny_tokenizer, buckets=built)
+    report = export_library(request, out)
+    return {"task": task, "single": converted.tflite, "buckets": built, "out": out,
+            "report": report, "folder": out / "TinyIntents"}
+
+
+def _settings_array(settings, name):
+    found = re.search(rf"{name}\[kNumBuckets\] = \{{([^}}]*)\}};", settings)
+    return [int(v) for v in found.group(1).split(",")]
+
+
+def _model_array(folder):
+    source = (folder / "src" / "tiny_intents_model_data.cpp").read_text()
+    body = source.split("{", 1)[1].split("}", 1)[0]
+    return bytes(int(token, 16) for token in re.findall(r"0x([0-9a-f]{2})", body))
+
+
+def test_bucket_tables_match_the_model_array(bucketed):
+    folder, built, report = bucketed["folder"], bucketed["buckets"], bucketed["report"]
+    settings = (folder / "src" / "tiny_intents_model_settings.h").read_text()
+    data = _model_array(folder)
+    assert data == built.data == (bucketed["out"] / "model.tflite").read_bytes()
+    assert "alignas(16) const unsigned char g_tiny_intents_model_data[]" in (
+        folder / "src" / "tiny_intents_model_data.cpp"
+    ).read_text()
+    assert f"constexpr int kNumBuckets = {len(BUCKETS)};" in settings
+    lengths = _settings_array(settings, "kBucketLengths")
+    offsets = _settings_array(settings, "kBucketOffsets")
+    arenas = _settings_array(settings, "kBucketArenaMeasuredBytes")
+    assert lengths == BUCKETS and offsets == built.offsets and offsets[-1] == 0
+    assert arenas == built.arena_bytes
+    for length, offset in zip(lengths, offsets, strict=True):
+        assert offset % 16 == 0
+        root = inspect_tflite(data[offset:])
+        assert [t.shape for t in root.inputs] == [(1, length)] * 2
+    arena = cpp_sources.arena_with_margin(max(arenas), 0.10, 2048)
+    assert f"kArenaBytes = {arena};" in settings and report["arena"]["bytes"] == arena
+    assert f"kArenaMeasuredBytes = {max(arenas)};" in settings
+    assert report["length_buckets"] == json.loads(json.dumps(built.report))
+    assert report["model_bytes"] == len(data) and report["model_sha256"] in settings
+    assert "## Length buckets 8/16" in (bucketed["out"] / "export_report.md").read_text()
+    assert "Length buckets 8/16" in (folder / "README.md").read_text()
+    # The op resolver registers the ops of every bucket.
+    header = (folder / "src" / "tiny_intents_op_resolver.h").read_text()
+    ops = {op.name for offset in offsets for op in inspect_tflite(data[offset:]).ops}
+    assert sorted(re.findall(r"resolver\.(Add\w+)\(\)", header)) == sorted(map(add_method, ops))
+
+
+def test_every_bucket_runs_in_the_settings_arena(bucketed, tiny_tokenizer):
+    built = bucketed["buckets"]
+    arena = bucketed["report"]["arena"]["bytes"]
+    test_x, _ = encode(tiny_tokenizer, bucketed["task"].test, SEQ_LEN)
+    reference = run_tflm(bucketed["single"], test_x).raw
+    real = (test_x["token_ids"] != 0).sum(1)
+    assert (real <= BUCKETS[0]).any() and (real > BUCKETS[0]).any()
+    for length, offset in zip(built.lengths, built.offsets, strict=True):
+        fits = real <= length
+        cut = {k: v[fits][:, :length] for k, v in test_x.items()}
+        got = run_tflm(built.data[offset:], cut, arena_size=arena).raw
+        np.testing.assert_array_equal(got, reference[fits])
+
+
+def test_single_model_library_has_one_bucket(library):
+    settings = (library["folder"] / "src" / "tiny_intents_model_settings.h").read_text()
+    assert "constexpr int kNumBuckets = 1;" in settings
+    assert _settings_array(settings, "kBucketLengths") == [SEQ_LEN]
+    assert _settings_array(settings, "kBucketOffsets") == [0]
+    assert library["report"]["length_buckets"]["enabled"] is False
+
+
+_CHOICE_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "tiny_intents_model_settings.h"
+#include "embbert_tokenizer.h"
+#include "embbert_tokenizer_data.h"
+
+// One line of text per input line -> "<tokens> <bucket length>", as the library's classify()
+// tokenizes at the full length and picks the bucket.
+int main() {
+  static char line[4096];
+  int32_t ids[tiny_intents::kSequenceLength];
+  const embbert::WordPieceTokenizer tokenizer(embbert_tokenizer_data);
+  while (fgets(line, sizeof(line), stdin) != nullptr) {
+    size_t length = strlen(line);
+    if (length > 0 && line[length - 1] == '\n') line[--length] = '\0';
+    const int tokens = tokenizer.Encode(line, length, ids, tiny_intents::kSequenceLength);
+    printf("%d %d\n", tokens, tiny_intents::kBucketLengths[tiny_intents::BucketFor(tokens)]);
+  }
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ not installed")
+def test_cpp_bucket_choice_matches_chosen_length(bucketed, tiny_tokenizer, tmp_path):
+    """The generated BucketFor on the C++ tokenizer's count picks what
+    length_buckets.chosen_length picks on the Python token ids."""
+    from tflm_embbert import length_buckets as lb
+
+    src = bucketed["folder"] / "src"
+    main = tmp_path / "choice.cpp"
+    main.write_text(_CHOICE_MAIN)
+    binary = tmp_path / "choice"
+    done = subprocess.run(
+        [GXX, "-std=c++14", "-O1", "-Wall", "-Wextra", "-Werror", "-I", str(src), str(main),
+         str(src / "embbert_tokenizer.cpp"), str(src / "embbert_tokenizer_data.cpp"),
+         "-o", str(binary)], capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    texts = [e.text_a for e in bucketed["task"].test + _varied(200, 7)]
+    texts += ["", "fox", " ".join(WORDS), " ".join(WORDS[:3])]
+    ran = subprocess.run([str(binary)], input="\n".join(texts) + "\n", capture_output=True,
+                         text=True, check=True).stdout.split("\n")[:-1]
+    ids, _ = tiny_tokenizer.encode_batch(texts, seq_len=SEQ_LEN)
+    ids = np.asarray(ids)
+    expected = lb.chosen_length(ids, BUCKETS)
+    got = np.asarray([[int(v) for v in row.split()] for row in ran])
+    np.testing.assert_array_equal(got[:, 0], (ids != 0).sum(1))
+    np.testing.assert_array_equal(got[:, 1], expected)
+    assert set(expected) == set(BUCKETS)
+
+
+_TFLM_STUBS = {
+    # Declarations shaped like the TFLM and Arduino APIs the generated code calls (a syntax check
+    # of the generated code against the API as documented; the real headers are not here).
+    "Arduino.h": """#pragma once
+#include <stddef.h>
+#include <stdint.h>
+uint32_t millis();
+struct SerialStub {
+  void begin(long);
+  explicit operator bool() const;
+  int available();
+  int read();
+  template <class T> void print(T);
+  template <class T> void print(T, int);
+  template <class T> void println(T);
+  template <class T> void println(T, int);
+};
+extern SerialStub Serial;
+""",
+    "tensorflow/lite/micro/micro_interpreter.h": """#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#define TFLITE_SCHEMA_VERSION (3)
+enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };
+struct TfLiteTensor { union { int32_t* i32; int8_t* int8; } data; };
+namespace tflite {
+class Model { public: uint32_t version() const; };
+const Model* GetModel(const void* buf);
+class MicroOpResolver {};
+class MicroInterpreter {
+ public:
+  MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, uint8_t* tensor_arena,
+                   size_t tensor_arena_size, void* resource_variables = nullptr,
+                   void* profiler = nullptr, bool preserve_all_tensors = false);
+  ~MicroInterpreter();
+  TfLiteStatus AllocateTensors();
+  TfLiteStatus Invoke();
+  TfLiteTensor* input(size_t index);
+  TfLiteTensor* output(size_t index);
+  size_t arena_used_bytes() const;
+};
+}  // namespace tflite
+""",
+    "tensorflow/lite/micro/system_setup.h": "#pragma once\nnamespace tflite {\n"
+    "void InitializeTarget();\n}\n",
+    "tensorflow/lite/schema/schema_generated.h": "#pragma once\n",
+}
+
+
+def _stub_tree(root, op_resolver_header):
+    for name, text in _TFLM_STUBS.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    methods = sorted(set(re.findall(r"resolver\.(Add\w+)\(\)", op_resolver_header)))
+    (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
+        '#pragma once\n#include "tensorflow/lite/micro/micro_interpreter.h"\nnamespace tflite {\n'
+        "template <unsigned int N> class MicroMutableOpResolver : public MicroOpResolver {\n"
+        " public:\n" + "".join(f"  TfLiteStatus {m}();\n" for m in methods) + "};\n}\n"
+    )
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ not installed")
+@pytest.mark.parametrize("which", ["library", "bucketed"])
+def test_generated_api_and_sketch_compile_against_api_stubs(which, request, tmp_path):
+    folder = request.getfixturevalue(which)["folder"]
+    src = folder / "src"
+    _stub_tree(tmp_path, (src / "tiny_intents_op_resolver.h").read_text())
+    sketch = folder / "examples" / "TinyIntentsClassify" / "TinyIntentsClassify.ino"
+    for source, extra in ((src / "TinyIntents.cpp", []),
+                          (sketch, ["-x", "c++", "-include", "Arduino.h"])):
+        done = subprocess.run(
+            [GXX, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I",
+             str(tmp_path), "-I", str(src), *extra, str(source)], capture_output=True, text=True,
+        )
+        assert done.returncode == 0, f"{source.name}: {done.stderr[-3000:]}"
+    sketch_text = sketch.read_text()
+    assert 'Serial.print(", bucket: L=");' in sketch_text
+    assert "result.bucket_length" in sketch_text
+
+
+def test_default_buckets_fall_back_and_explicit_ones_refuse():
+    from export import buckets
+
+    def failing():
+        raise buckets.BucketError("length buckets: bucket L=8 gives logits up to 3 LSB away")
+
+    built, note = buckets.build_or_fall_back(failing, False, 16, lambda line: None)
+    assert built is None and note["enabled"] is False
+    assert note["reason"].startswith("length buckets: bucket L=8 gives logits")
+    with pytest.raises(buckets.BucketError):
+        buckets.build_or_fall_back(failing, True, 16, lambda line: None)

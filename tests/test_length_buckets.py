@@ -16,6 +16,7 @@ from tflm_embbert import length_buckets as lb
 from tflm_embbert.convert import to_int8_tflite
 from tflm_embbert.datasets import Example
 from tflm_embbert.finetune import encode
+from tflm_embbert.macs import count_macs
 from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
 
 FULL, BUCKETS = 32, (8, 16)
@@ -219,3 +220,167 @@ def test_lean_rewrite_per_bucket_keeps_the_logits(graphs, inputs, reference):
     rows = lb.chosen_length(inputs["token_ids"], offsets) == BUCKETS[0]
     short = {k: v[rows][:, : BUCKETS[0]] for k, v in inputs.items()}
     np.testing.assert_array_equal(run_tflm(data[offsets[BUCKETS[0]] :], short).raw, reference[rows])
+
+
+# ----------------------------------------------------------------------------------------------
+# export.buckets: the buckets of an exported int8 graph, checked against it on a test split
+
+
+def _task():
+    from tflm_embbert.datasets import TaskData
+
+    def labelled(examples):
+        return [Example(e.text_a, None, i % 3) for i, e in enumerate(examples)]
+
+    return TaskData(
+        name="toy", train=labelled(_sentences(48, seed=0)), validation=[],
+        test=labelled(_sentences(40, seed=2)), label_names=["a", "b", "c"], metric="accuracy",
+        test_split="test",
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_tokenizer):
+    """int8_under_tflm's graph at L=32 (the lean choice measured, as the export makes it) and
+    export.buckets' 8/16/32 model array built from it."""
+    from export import buckets
+    from tflm_embbert.int8_eval import int8_under_tflm
+
+    keras.utils.set_random_seed(0)
+    model = build_classifier(tiny_config(), 3)
+    task = _task()
+    converted = int8_under_tflm(model, task, tiny_tokenizer, FULL, progress=lambda line: None)
+    built = buckets.build_buckets(
+        model, task, tiny_tokenizer, FULL, [*BUCKETS, FULL], converted.tflite, converted.lean,
+        progress=lambda line: None,
+    )
+    return {"model": model, "task": task, "single": converted.tflite, "lean": converted.lean,
+            "buckets": built}
+
+
+def test_exported_buckets_give_the_single_graphs_logits(exported, inputs):
+    """Every bucket, on every input it holds (1 to Lb real tokens), gives the logits of the
+    exported graph; each root is a plain one-subgraph model at its offset."""
+    built, single = exported["buckets"], exported["single"]
+    reference = run_tflm(single, inputs).raw
+    real = _lengths(inputs)
+    assert built.lengths == [*BUCKETS, FULL] and built.offsets[-1] == 0
+    assert built.data[: len(b"TFL3") + 4][4:] == b"TFL3"  # a .tflite: the full model's root
+    for length, offset in zip(built.lengths, built.offsets, strict=True):
+        assert offset % 16 == 0
+        fits = real <= length
+        short = {k: v[fits][:, :length] for k, v in inputs.items()}
+        np.testing.assert_array_equal(run_tflm(built.data[offset:], short).raw, reference[fits])
+        assert lb.sequence_length(lb.load_model(built.data[offset:])) == length
+
+
+def test_exported_buckets_report(exported, tiny_tokenizer):
+    built = exported["buckets"]
+    report = built.report
+    test_x, _ = encode(tiny_tokenizer, exported["task"].test, FULL)
+    chosen = lb.chosen_length(test_x["token_ids"], built.lengths)
+    assert [b["test_examples"] for b in report["buckets"]] == [
+        int(np.sum(chosen == length)) for length in built.lengths
+    ]
+    assert sum(b["test_examples"] for b in report["buckets"]) == len(exported["task"].test)
+    assert report["max_lsb"] == 0 and report["bytes"] == len(built.data)
+    assert report["flash_growth"] == (len(built.data) - len(exported["single"])) / len(
+        exported["single"]
+    )
+    for bucket, arena in zip(report["buckets"], built.arena_bytes, strict=True):
+        assert bucket["arena"]["minimum"] == arena
+        assert bucket["macs"] == count_macs(built.data[bucket["offset"] :])["total"]
+        assert bucket["verified_examples"] >= min(8, bucket["test_examples"])
+    assert built.arena_measured_bytes == max(built.arena_bytes)
+    macs = {b["length"]: b["macs"] for b in report["buckets"]}
+    assert macs[8] < macs[16] < macs[32]
+    mean = np.mean([macs[length] for length in chosen])
+    single_macs = count_macs(exported["single"])["total"]
+    assert report["mean_macs_ratio"] == pytest.approx(mean / single_macs)
+    assert 0 < report["mean_macs_ratio"] < 1
+
+
+def _perturb_bucket(length):
+    """A bucket_entries rewrite that negates the classifier weights of bucket `length` (the full
+    graph and the other buckets untouched)."""
+
+    def rewrite(model, index):
+        if lb.sequence_length(model, index) != length:
+            return
+        graph = model.subgraphs[index]
+        head = graph.operators[-1]  # FULLY_CONNECTED (x, weights, ...)
+        weights = graph.tensors[int(head.inputs[1])]
+        negated = np.clip(-lb._array(model, weights).astype(np.int16), -127, 127).astype(np.int8)
+        copy = lb._tensor("negated_weights", weights.type, lb._shape(weights), like=weights)
+        copy.buffer = _new_buffer(model, negated)
+        graph.tensors.append(copy)
+        head.inputs = np.asarray(
+            [head.inputs[0], len(graph.tensors) - 1, *head.inputs[2:]], np.int32
+        )
+
+    return rewrite
+
+
+def test_verify_refuses_a_bucket_that_differs(graphs, exported, tiny_tokenizer):
+    from export import buckets
+
+    data, offsets = lb.bucket_entries(
+        graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=_perturb_bucket(16)
+    )
+    with pytest.raises(buckets.BucketError) as error:
+        buckets.verify_buckets(data, offsets, graphs[FULL], exported["task"], tiny_tokenizer,
+                               FULL, lambda line: None)
+    message = str(error.value)
+    assert message.startswith("length buckets: bucket L=16 gives logits") and "\n" not in message
+    assert "--length_buckets=none" in message
+    unchanged, offsets = lb.bucket_entries(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    buckets.verify_buckets(unchanged, offsets, graphs[FULL], exported["task"], tiny_tokenizer,
+                           FULL, lambda line: None)
+
+
+def test_build_refuses_a_graph_it_cannot_reproduce(exported, tiny_tokenizer):
+    from export import buckets
+
+    other = exported["single"][:-16] + bytes(16)  # not what converting the model gives
+    with pytest.raises(buckets.BucketError, match="did not reproduce the exported int8 graph"):
+        buckets.build_buckets(exported["model"], exported["task"], tiny_tokenizer, FULL,
+                              [16, FULL], other, exported["lean"], progress=lambda line: None)
+
+
+@pytest.mark.parametrize(
+    ("values", "seq_len", "expected"),
+    [
+        (["auto"], 256, [16, 32, 64, 128, 256]),
+        (["auto"], 48, [16, 32, 48]),
+        (["auto"], 16, []),
+        (["none"], 64, []),
+        ([], 64, []),
+        ([""], 64, []),
+        (["16", "32"], 64, [16, 32, 64]),
+        (["8", "64"], 64, [8, 64]),
+        (["64"], 64, []),
+    ],
+)
+def test_parse_lengths(values, seq_len, expected):
+    from export.buckets import parse_lengths
+
+    assert parse_lengths(values, seq_len) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["0", "16"], "must be positive"),
+        (["32", "16"], "strictly increasing"),
+        (["16", "16"], "strictly increasing"),
+        (["16", "128"], "exceeds the sequence length L=64"),
+        (["sixteen"], "expected 'auto', 'none' or positive integers"),
+        (["-8"], "expected 'auto', 'none' or positive integers"),
+    ],
+)
+def test_parse_lengths_refuses(values, message):
+    from export.buckets import parse_lengths
+
+    with pytest.raises(ValueError, match=message) as error:
+        parse_lengths(values, 64)
+    assert str(error.value).startswith("--length_buckets: ") and "\n" not in str(error.value)

@@ -24,7 +24,8 @@ most Lb tokens, at a fraction of the MACs.
 - `bucket_entries(full, {Lb: shaped})`: the same buckets without a dispatcher, as one byte array
   holding a complete model per bucket (flatbuffer roots at known offsets sharing every weight
   buffer and identical table); the caller picks the bucket and gives TFLM that root, so the arena
-  is the chosen bucket's alone.
+  is the chosen bucket's alone. Each root may carry its own metadata (`root_metadata`: e.g. its
+  offline memory plan). `export.buckets` builds the exported library's model array with it.
 - `serialize(model)`: ModelT -> bytes writing each identical table once (the buckets repeat most
   tensors, quantization parameters and names) with 16-byte aligned buffers.
 
@@ -702,22 +703,42 @@ def chosen_length(token_ids: np.ndarray, lengths, pad_id: int = PAD_ID) -> np.nd
     return picked
 
 
+RootMetadata = Callable[[schema_fb.ModelT, int], Mapping[str, bytes]]
+
+
 def bucket_entries(
-    full: bytes, shaped: Mapping[int, bytes], rewrite: Rewrite | None = None
+    full: bytes,
+    shaped: Mapping[int, bytes],
+    rewrite: Rewrite | None = None,
+    root_metadata: RootMetadata | None = None,
 ) -> tuple[bytes, dict[int, int]]:
     """The buckets without a dispatcher: one byte array holding a complete single-subgraph model
     per bucket, each a flatbuffer root at its own 16-byte aligned offset, all sharing the weight
     buffers and every identical table. Returns (data, {Lb: offset}); the full model is the root at
     offset 0 (a plain .tflite). The caller picks the bucket (`chosen_length`) and runs
     `tflite::GetModel(data + offset)` with (1, Lb) inputs: TFLM prepares only that bucket, so the
-    arena is the largest bucket's alone (a dispatching model prepares every subgraph)."""
-    model, _ = bucket_models(full, shaped, rewrite)
+    arena is the largest bucket's alone (a dispatching model prepares every subgraph).
+    `root_metadata(model, index)`, if given, runs after the rewrites and returns metadata entries
+    ({name: data}) for the root of bucket subgraph `index` alone (e.g. an offline memory plan of
+    that subgraph, which becomes the root's subgraph 0); they replace same-named model metadata."""
+    model, buffers = bucket_models(full, shaped, rewrite)
+    extra = []
+    for index in range(len(model.subgraphs)):
+        entries = []
+        for name, data in (root_metadata(model, index) if root_metadata else {}).items():
+            entry = schema_fb.MetadataT()
+            entry.name, entry.buffer = name.encode(), buffers.add(data)
+            entries.append(entry)
+        extra.append(entries)
     wrapped = _wrapped_buffers(model)  # built once: every root points to the same buffer tables
     builder = _SharingBuilder(1 << 20)
     roots = {}
-    for graph in model.subgraphs:
+    for graph, own in zip(model.subgraphs, extra, strict=True):
         entry = copy.copy(model)
         entry.subgraphs = [graph]
+        names = {m.name for m in own}
+        entry.metadata = [m for m in (model.metadata or []) if m.name not in names] + own
+        entry.metadata = entry.metadata or None
         entry.signatureDefs = copy.deepcopy(model.signatureDefs)
         slots = _signature_slots(entry, model.subgraphs[-1])
         _retarget_signatures(entry, slots, graph, 0)
