@@ -176,11 +176,11 @@ def build_buckets(
         say(f"length buckets: converting at L={length} (shapes only)")
         shaped[length] = convert(length)
     choices = {seq_len: single_lean}
-    plan_flag = (
-        {"offline_plan": single_lean["offline_plan"]}
-        if single_lean and "offline_plan" in single_lean
-        else {}
-    )
+    plan_flag = {
+        key: single_lean[key]
+        for key in ("offline_plan", "mask_bias")
+        if single_lean and single_lean.get(key) is not None
+    }
     for length in lengths[:-1]:
         try:
             alone = lb.bucket_graph(straight, shaped[length])

@@ -64,8 +64,16 @@ flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating
 flags.DEFINE_bool(
     "lean",
     True,
-    "Memory-lean graph (exact: same int8 outputs): pre-transposed attention values, [CLS]-only "
-    "last layer, optional row chunks (tflm_embbert/lean_graph.py).",
+    "Memory-lean graph (exact: same int8 outputs, checked on the test split): pre-transposed "
+    "attention values, [CLS]-only last layer, optional row chunks, a per-key mask bias "
+    "(tflm_embbert/lean_graph.py).",
+)
+flags.DEFINE_bool(
+    "mask_bias",
+    True,
+    "With --lean: mask padded keys with one per-key bias instead of the converter's per-row "
+    "floor (one (rows, L) tensor and three ops fewer per chunk; exact through the softmax, "
+    "checked against the converter's graph, and dropped by itself if a difference shows).",
 )
 flags.DEFINE_list(
     "chunk_rows",
@@ -156,9 +164,10 @@ def main(argv):
             lean=f.lean,
             chunk_candidates=tuple(int(rows) for rows in f.chunk_rows),
             per_channel_dense=f.per_channel_dense,
+            mask_bias=f.mask_bias,
             progress=_say,
         )
-    except ValueError as error:  # the conversion or the int8 check: one line
+    except ValueError as error:  # the conversion, the int8 check or the lean check: one line
         print(f"export_tflite: {error}", file=sys.stderr)
         sys.exit(2)
     _say(f"[2/3] length buckets ({'/'.join(map(str, lengths)) or 'none'})")

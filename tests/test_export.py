@@ -390,6 +390,42 @@ def bucketed(tiny_tokenizer, tmp_path_factory):
             "report": report, "folder": out / "TinyIntents"}
 
 
+def test_int8_under_tflm_checks_the_lean_graph_and_drops_the_mask_bias_on_a_difference(
+    tiny_tokenizer, monkeypatch
+):
+    from tflm_embbert import int8_eval
+    from tflm_embbert.datasets import TaskData
+
+    keras.utils.set_random_seed(0)
+    model = build_classifier(tiny_config(), len(LABELS))
+    task = TaskData(name="toy", train=_examples(64, 0), validation=[], test=_varied(40, 3),
+                    label_names=LABELS, metric="accuracy", test_split="test")
+
+    def run(**kwargs):
+        return int8_eval.int8_under_tflm(model, task, tiny_tokenizer, SEQ_LEN,
+                                         chunk_candidates=(0, 8), measure_arena=False,
+                                         progress=lambda line: None, **kwargs)
+
+    converted = run()
+    assert converted.lean["mask_bias"] is True
+    assert converted.lean_check == {"examples": 40, "max_lsb": 0, "same_class": 1.0}
+    compare = int8_eval.compare_graphs
+    calls = []
+
+    def differs_with_bias(reference, graph, inputs, count, seed):
+        calls.append(1)
+        found = compare(reference, graph, inputs, count, seed)
+        return {**found, "max_lsb": 3} if len(calls) == 1 else found
+
+    monkeypatch.setattr(int8_eval, "compare_graphs", differs_with_bias)
+    fallback = run()
+    assert fallback.lean["mask_bias"] is False and fallback.lean_check["max_lsb"] == 0
+    monkeypatch.setattr(int8_eval, "compare_graphs", lambda *a: {"examples": 1, "max_lsb": 2,
+                                                                 "same_class": 1.0})
+    with pytest.raises(ValueError, match="lean graph: its int8 logits differ .* up to 2 LSB"):
+        run()
+
+
 def _settings_array(settings, name):
     found = re.search(rf"{name}\[kNumBuckets\] = \{{([^}}]*)\}};", settings)
     return [int(v) for v in found.group(1).split(",")]

@@ -52,17 +52,55 @@ def converted():
     return found
 
 
+@pytest.mark.parametrize("mask_bias", [True, False])
 @pytest.mark.parametrize("scope", ["layer", "attention"])
 @pytest.mark.parametrize("chunk_rows", [0, 8, 5])
 @pytest.mark.parametrize("per_channel", [True, False])
-def test_embbert_outputs_are_bit_identical(converted, chunk_rows, per_channel, scope):
+def test_embbert_outputs_are_bit_identical(converted, chunk_rows, per_channel, scope, mask_bias):
     straight = converted["embbert", per_channel]
-    lean = lean_tflite(straight, LeanOptions(chunk_rows=chunk_rows, chunk_scope=scope))
+    options = LeanOptions(chunk_rows=chunk_rows, chunk_scope=scope, mask_bias=mask_bias)
+    lean = lean_tflite(straight, options)
     check_int8_graph(lean)
     inputs = _inputs(40, seed=2)
     expected = run_tflm(straight, inputs).raw
     got = run_tflm(lean, inputs).raw
     np.testing.assert_array_equal(got, expected)
+
+
+def test_mask_bias_replaces_the_per_row_floor(converted):
+    straight = converted["embbert", False]
+    exact = inspect_tflite(lean_tflite(straight, LeanOptions(chunk_rows=8, mask_bias=False)))
+    biased = inspect_tflite(lean_tflite(straight, LeanOptions(chunk_rows=8)))
+    assert exact.op_counts["REDUCE_MIN"] > 0 and "SELECT_V2" not in exact.op_counts
+    # One keep test for the model, one bias per layer, no floor left.
+    assert "REDUCE_MIN" not in biased.op_counts
+    assert biased.op_counts["NOT_EQUAL"] == 1 and biased.op_counts["SELECT_V2"] == 2
+    # Per chunk (4 in the first layer, the [CLS] row in the last) REDUCE_MIN, SUB and
+    # MUL(1 - keep, floor) go, and so does 1 - keep; NOT_EQUAL and a SELECT_V2 per layer come.
+    assert len(exact.ops) - len(biased.ops) == 3 * (SEQ_LEN // 8 + 1) + 1 - 3
+    before = measure_arena_bytes(
+        with_offline_plan(lean_tflite(straight, LeanOptions(8, mask_bias=False)))[0]
+    )
+    after = measure_arena_bytes(with_offline_plan(lean_tflite(straight, LeanOptions(8)))[0])
+    assert after["planned"] < before["planned"] and after["persistent"] < before["persistent"]
+
+
+def test_a_bias_that_does_not_mask_changes_the_outputs(converted):
+    """The equality above can fail: padded keys given the bias of real keys are attended to."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
+
+    from tflm_embbert.lean_graph import write_model
+
+    straight = converted["embbert", False]
+    lean = lean_tflite(straight, LeanOptions(chunk_rows=8))
+    model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(lean, 0))
+    tensors = {t.name: t for t in model.subgraphs[0].tensors}
+    zero = model.buffers[tensors[b"lean/bias_zero"].buffer].data
+    model.buffers[tensors[b"lean/bias_lowest"].buffer].data = zero
+    broken = write_model(model)
+    inputs = _inputs(40, seed=2)
+    assert not np.array_equal(run_tflm(broken, inputs).raw, run_tflm(straight, inputs).raw)
+    np.testing.assert_array_equal(run_tflm(lean, inputs).raw, run_tflm(straight, inputs).raw)
 
 
 @pytest.mark.parametrize("name", ["bert", "embedder_conv"])
@@ -140,8 +178,9 @@ def test_smallest_lean_keeps_the_graph_with_the_smallest_measured_arena(converte
     }
     assert arena == measure_arena_bytes(graph)
     assert arena["minimum"] == min(by_variant.values())
-    rows, scope = choice["chunk_rows"], choice["chunk_scope"]
-    kept = straight if rows is None else lean_tflite(straight, LeanOptions(rows, chunk_scope=scope))
+    rows, scope, bias = choice["chunk_rows"], choice["chunk_scope"], choice["mask_bias"]
+    options = LeanOptions(rows, chunk_scope=scope, mask_bias=bias) if rows is not None else None
+    kept = straight if options is None else lean_tflite(straight, options)
     assert graph == with_offline_plan(kept)[0]
 
 

@@ -52,6 +52,9 @@ TFLM_INT8_OPS = frozenset(
         "RESHAPE",
         "TRANSPOSE",
         "CONCATENATION",  # lean_graph joins row chunks (tests/test_lean_graph.py)
+        # lean_graph's mask bias: int8 keep != zero point -> bool, then a per-key int8 bias
+        "NOT_EQUAL",
+        "SELECT_V2",
         "EXPAND_DIMS",
         "SQUEEZE",
     }

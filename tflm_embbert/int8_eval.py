@@ -9,6 +9,10 @@
    `check_int8_graph`: int8/int32 tensors only, TFLM int8 ops only, no
    QUANTIZE/DEQUANTIZE;
 3. runs every test example under `tflite_micro` and scores the task metric on the int8 logits;
+   a lean graph is compared with the converter's graph on up to `lean_check_examples` test
+   examples (seeded sample): the rewrite is exact, so any difference is an error, except that
+   the mask bias (`LeanOptions.mask_bias`, exact through the softmax's saturation) is then
+   dropped and the graph chosen again;
 4. compares the predicted classes with each Keras model in `references` on the same test split;
 5. measures the arena TFLM needs and builds the memory report.
 A float model gets `rewrites.export_rewrites` first (a QAT model already had them before QAT).
@@ -43,10 +47,12 @@ class Int8Result:
     output_quantization: dict  # {"scale": ..., "zero_point": ...} of the int8 logits
     seconds: dict = field(default_factory=dict)
     lean: dict | None = None  # smallest_lean's choice; None: the converter's graph as it is
+    lean_check: dict | None = None  # the lean graph against the converter's on test examples
 
     def to_json(self) -> dict:
         return {
             "lean": self.lean,
+            "lean_check": self.lean_check,
             "test": self.test,
             "agreement": self.agreement,
             "memory": self.memory,
@@ -82,6 +88,8 @@ def int8_under_tflm(
     lean: bool = True,
     chunk_candidates: tuple = (0, 64, 32),
     per_channel_dense: bool = True,
+    mask_bias: bool = True,
+    lean_check_examples: int = 500,
     progress=None,
 ) -> Int8Result:
     """Converts, checks and scores `model` under TFLM (see the module docstring)."""
@@ -92,20 +100,39 @@ def int8_under_tflm(
     if not is_qat(model):
         model = export_rewrites(model)
     calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
-    tflite = to_int8_tflite(model, seq_len, calibration, per_channel_dense=per_channel_dense)
-    lean_choice = None
+    straight = to_int8_tflite(model, seq_len, calibration, per_channel_dense=per_channel_dense)
+    tflite, lean_choice, arena = straight, None, None
+    test_x, test_y = encode(tokenizer, task.test, seq_len)
+    lean_check = None
     if lean:
         tflite, lean_choice, arena = smallest_lean(
-            tflite, chunk_candidates, measure_arena, progress
+            straight, chunk_candidates, measure_arena, progress, mask_bias=mask_bias
         )
-    else:
-        arena = None
+        lean_check = compare_graphs(straight, tflite, test_x, lean_check_examples, seed)
+        if lean_check["max_lsb"] and lean_choice.get("mask_bias"):
+            progress(
+                f"lean graph: {lean_check['max_lsb']} LSB from the converter's graph with the "
+                "mask bias; choosing again without it"
+            )
+            tflite, lean_choice, arena = smallest_lean(
+                straight, chunk_candidates, measure_arena, progress, mask_bias=False
+            )
+            lean_check = compare_graphs(straight, tflite, test_x, lean_check_examples, seed)
+        if lean_check["max_lsb"]:
+            raise ValueError(
+                f"lean graph: its int8 logits differ from the converter's graph by up to "
+                f"{lean_check['max_lsb']} LSB on {lean_check['examples']} test examples (the "
+                "rewrite must be exact); export with --nolean and report this model"
+            )
+        progress(
+            f"lean graph: same int8 logits as the converter's graph on "
+            f"{lean_check['examples']} test examples"
+        )
     report = check_int8_graph(tflite)
     seconds["convert"] = round(time.time() - started, 1)
     progress(f"int8: {report.summary()}")
 
     started = time.time()
-    test_x, test_y = encode(tokenizer, task.test, seq_len)
     outputs = run_tflm(tflite, test_x)
     scores = outputs.logits[:, 0] if outputs.logits.shape[-1] == 1 else outputs.logits
     test = compute_metrics(task.metric, test_y, scores)
@@ -140,10 +167,29 @@ def int8_under_tflm(
         output_quantization={"scale": output.scale, "zero_point": output.zero_point},
         seconds=seconds,
         lean=lean_choice,
+        lean_check=lean_check,
     )
 
 
-def lean_variants(tflite: bytes, chunk_candidates, offline_plan: bool = True) -> dict:
+def compare_graphs(reference: bytes, graph: bytes, inputs: dict, count: int, seed: int) -> dict:
+    """Int8 logits of `graph` against `reference` under TFLM on up to `count` of `inputs` (a
+    seeded sample): {"examples", "max_lsb", "same_class"}."""
+    total = len(next(iter(inputs.values())))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(total, size=min(count, total), replace=False))
+    subset = {name: values[chosen] for name, values in inputs.items()}
+    theirs = run_tflm(reference, subset).raw.astype(np.int32)
+    mine = run_tflm(graph, subset).raw.astype(np.int32)
+    return {
+        "examples": int(len(chosen)),
+        "max_lsb": int(np.abs(mine - theirs).max()) if len(chosen) else 0,
+        "same_class": float(np.mean(mine.argmax(-1) == theirs.argmax(-1))) if len(chosen) else 1.0,
+    }
+
+
+def lean_variants(
+    tflite: bytes, chunk_candidates, offline_plan: bool = True, mask_bias: bool = True
+) -> dict:
     """{label: (options or None for the converter's graph, graph)}: the converter's graph and the
     exact lean rewrite at each row-chunk size, chunked per layer and per attention chain (the
     two scopes coincide without chunks), each with its offline memory plan (memory_plan) unless
@@ -151,7 +197,7 @@ def lean_variants(tflite: bytes, chunk_candidates, offline_plan: bool = True) ->
     variants = {"converter": (None, tflite)}
     for rows in dict.fromkeys(chunk_candidates):
         for scope in CHUNK_SCOPES if rows else CHUNK_SCOPES[:1]:
-            options = LeanOptions(chunk_rows=rows, chunk_scope=scope)
+            options = LeanOptions(chunk_rows=rows, chunk_scope=scope, mask_bias=mask_bias)
             label = f"chunk_rows={rows}" + (f"/{scope}" if rows else "")
             variants[label] = (options, lean_tflite(tflite, options))
     if offline_plan:
@@ -163,7 +209,12 @@ def lean_variants(tflite: bytes, chunk_candidates, offline_plan: bool = True) ->
 
 
 def smallest_lean(
-    tflite: bytes, chunk_candidates, measure: bool, progress, offline_plan: bool = True
+    tflite: bytes,
+    chunk_candidates,
+    measure: bool,
+    progress,
+    offline_plan: bool = True,
+    mask_bias: bool = True,
 ) -> tuple:
     """The graph (the converter's own, or the exact lean rewrite at each row-chunk size and
     chunk scope; each with an offline memory plan unless offline_plan=False) whose TFLM arena is
@@ -178,18 +229,19 @@ def smallest_lean(
     """
     candidates = tuple(chunk_candidates)
     if not measure:
-        options = LeanOptions(chunk_rows=candidates[0])
+        options = LeanOptions(chunk_rows=candidates[0], mask_bias=mask_bias)
         graph = lean_tflite(tflite, options)
         if offline_plan:
             graph = with_offline_plan(graph)[0]
         choice = {
             "chunk_rows": options.chunk_rows,
             "chunk_scope": options.chunk_scope,
+            "mask_bias": options.mask_bias,
             "offline_plan": offline_plan,
             "arena_by_variant": {},
         }
         return graph, choice, None
-    variants = lean_variants(tflite, candidates, offline_plan)
+    variants = lean_variants(tflite, candidates, offline_plan, mask_bias)
     measured = {label: measure_arena_bytes(graph) for label, (_, graph) in variants.items()}
     arenas = {label: arena["minimum"] for label, arena in measured.items()}
     best = min(arenas, key=lambda label: arenas[label])
@@ -200,6 +252,7 @@ def smallest_lean(
     choice = {
         "chunk_rows": None if options is None else options.chunk_rows,
         "chunk_scope": None if options is None else options.chunk_scope,
+        "mask_bias": None if options is None else options.mask_bias,
         "offline_plan": offline_plan,
         "arena_by_variant": arenas,
     }

@@ -18,6 +18,17 @@ values (the tests compare outputs bit for bit):
   TFLM otherwise keeps a persistent transposed copy of x for every such op.
 - identity STRIDED_SLICE of a constant (the position table sliced to its full length) is
   dropped, so the constant is read from flash instead of copied into the arena.
+- mask bias (`mask_bias`): the converter masks padded keys as
+  ADD(MUL(scores, keep), MUL(1 - keep, floor)) with floor = REDUCE_MIN(scores) - MASK_MARGIN, so
+  every chunk holds two (rows, L) tensors and five ops. The rewrite keeps MUL(scores, keep) and
+  adds one per-key bias instead of the second product: SELECT_V2(keep != 0, zero, lowest) in
+  the quantization of MUL(1 - keep, floor), built once per layer. Real keys get the very same
+  integers (the ADD sees the same operands there: the second product is exactly its zero point
+  on real keys); padded keys get the lowest score instead of floor. Both are at least
+  MASK_MARGIN = 20 below the row's largest score (or both clamp to the lowest level), which
+  TFLM's int8 SOFTMAX turns into weight 0, so the attention output is unchanged: the outputs are
+  compared bit for bit in the tests and, at export, on the test split
+  (`int8_eval.int8_under_tflm`).
 
 Ops are emitted in the order the recursion finishes them (depth first from the output), so a
 chunk's intermediates die before the next chunk starts. Anything the rewrite does not recognise
@@ -53,11 +64,13 @@ class LeanOptions:
     """chunk_rows: rows per chunk (0 = no chunking; [CLS]-only still applies).
     pretranspose: TRANSPOSE the values of A.x once instead of TFLM's per-op persistent copy.
     chunk_scope: which ops are chunked (CHUNK_SCOPES).
+    mask_bias: padded keys masked by one per-key bias (module doc) instead of the per-row floor.
     """
 
     chunk_rows: int = 32
     pretranspose: bool = True
     chunk_scope: str = "layer"
+    mask_bias: bool = True
 
     def __post_init__(self):
         if self.chunk_rows < 0:
@@ -131,6 +144,7 @@ class _Rewriter:
         self.transposed: dict[int, int] = {}
         self.const_memo: dict[tuple, int] = {}
         self.old_to_new: dict[int, int] = {}
+        self.bias_memo: dict[tuple, int] = {}
 
     # ---- graph facts -------------------------------------------------------------------
     def op_name(self, op) -> str:
@@ -247,6 +261,23 @@ class _Rewriter:
         tensor = schema_fb.TensorT()
         tensor.shape = np.asarray(values.shape, dtype=np.int32)
         tensor.type = schema_fb.TensorType.INT32
+        tensor.buffer = len(self.model.buffers) - 1
+        tensor.name = name.encode()
+        self.new_tensors.append(tensor)
+        self.const_memo[key] = len(self.new_tensors) - 1
+        return self.const_memo[key]
+
+    def add_int8_constant(self, value: int, like: int, name: str) -> int:
+        """A (1,) int8 constant in the quantization of old tensor `like`."""
+        key = ("int8", value, like)
+        if key in self.const_memo:
+            return self.const_memo[key]
+        buffer = schema_fb.BufferT()
+        buffer.data = np.frombuffer(np.asarray([value], np.int8).tobytes(), dtype=np.uint8)
+        self.model.buffers.append(buffer)
+        tensor = copy.copy(self.old_tensors[like])
+        tensor.shape = np.asarray([1], dtype=np.int32)
+        tensor.shapeSignature = None
         tensor.buffer = len(self.model.buffers) - 1
         tensor.name = name.encode()
         self.new_tensors.append(tensor)
@@ -461,8 +492,100 @@ class _Rewriter:
         shape[1] = stop - start
         return self.add_tensor(t, shape, f"/rows_{start}_{stop}")
 
+    def _producer_named(self, t: int, name: str):
+        op = self.producer.get(self.resolve(t))
+        return op if op is not None and self.op_name(op) == name else None
+
+    def _mask_pattern(self, op):
+        """ADD(MUL(scores, keep), MUL(SUB(c, keep), SUB(REDUCE_MIN(scores), m))), the converted
+        `mask_scores`, with keep a (1, 1, L) activation: returns (masked, keep, product, position)
+        (old indices of MUL(scores, keep), keep and MUL(1 - keep, floor); the ADD input position
+        of the first), else None."""
+        if self.op_name(op) != "ADD" or len(op.inputs) != 2:
+            return None
+        if getattr(op.builtinOptions, "fusedActivationFunction", 0):
+            return None
+        for first, second in ((0, 1), (1, 0)):
+            masked, product = (
+                self.resolve(int(op.inputs[first])),
+                self.resolve(int(op.inputs[second])),
+            )
+            mul_a = self._producer_named(masked, "MUL")
+            mul_b = self._producer_named(product, "MUL")
+            if mul_a is None or mul_b is None:
+                continue
+            scores, keep = (self.resolve(int(i)) for i in mul_a.inputs)
+            if not self.is_row(scores) or self.is_row(keep) or self.is_constant(keep):
+                continue
+            if self.shape(keep) != [1, 1, self.length] or self.shape(scores)[2] != self.length:
+                continue
+            for x, y in ((0, 1), (1, 0)):
+                inverse = self.resolve(int(mul_b.inputs[x]))
+                floor = self.resolve(int(mul_b.inputs[y]))
+                sub_keep = self._producer_named(inverse, "SUB")
+                sub_floor = self._producer_named(floor, "SUB")
+                if sub_keep is None or sub_floor is None:
+                    continue
+                if self.resolve(int(sub_keep.inputs[1])) != keep:
+                    continue
+                if not self.is_constant(int(sub_keep.inputs[0])):
+                    continue
+                reduce_min = self._producer_named(int(sub_floor.inputs[0]), "REDUCE_MIN")
+                if reduce_min is None or self.resolve(int(reduce_min.inputs[0])) != scores:
+                    continue
+                if not self.is_constant(int(sub_floor.inputs[1])):
+                    continue
+                if self.old_tensors[product].type != schema_fb.TensorType.INT8:
+                    continue
+                return masked, keep, product, first
+        return None
+
+    def mask_bias(self, keep: int, product: int) -> int:
+        """(1, 1, L) int8 in product's quantization: its zero point on real keys (keep != its
+        zero point, i.e. keep != 0), its lowest level on padded keys."""
+        key = (keep, product)
+        if key in self.bias_memo:
+            return self.bias_memo[key]
+        quantization = self.old_tensors[keep].quantization
+        zero_point = int(quantization.zeroPoint[0]) if quantization is not None else 0
+        if ("real", keep) not in self.bias_memo:
+            real = self.add_tensor(keep, [1, 1, self.length], "/real")
+            self.new_tensors[real].type = schema_fb.TensorType.BOOL
+            self.new_tensors[real].quantization = None
+            self.add_op(
+                "NOT_EQUAL",
+                [self.whole(keep), self.add_int8_constant(zero_point, keep, "lean/keep_zero")],
+                [real],
+                BuiltinOptions.NotEqualOptions,
+                schema_fb.NotEqualOptionsT(),
+            )
+            self.bias_memo[("real", keep)] = real
+        product_zero = self.old_tensors[product].quantization.zeroPoint
+        bias = self.add_tensor(product, [1, 1, self.length], "/mask_bias")
+        self.add_op(
+            "SELECT_V2",
+            [
+                self.bias_memo[("real", keep)],
+                self.add_int8_constant(int(product_zero[0]), product, "lean/bias_zero"),
+                self.add_int8_constant(-128, product, "lean/bias_lowest"),
+            ],
+            [bias],
+            BuiltinOptions.SelectV2Options,
+            schema_fb.SelectV2OptionsT(),
+        )
+        self.bias_memo[key] = bias
+        return bias
+
     def emit_rows(self, op, t: int, start: int, stop: int, keep: bool) -> int:
         rule = self.row_rule(op)
+        pattern = self._mask_pattern(op) if self.options.mask_bias and rule else None
+        if pattern is not None:
+            masked, keep_mask, product, position = pattern
+            inputs = [self.piece(masked, start, stop), self.mask_bias(keep_mask, product)]
+            inputs = inputs if position == 0 else inputs[::-1]
+            out = self.output_for(t, start, stop, keep)
+            self.copy_op(op, inputs, [out])
+            return out
         if rule == "elementwise":
             inputs = [self.piece(int(i), start, stop) if i >= 0 else -1 for i in op.inputs]
             out = self.output_for(t, start, stop, keep)
