@@ -66,6 +66,11 @@ flags.DEFINE_string("out", "bench/results/length_buckets", "Result folder.")
 flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating each length.")
 flags.DEFINE_integer("invokes", 20, "Host TFLM invokes timed per bucket.")
 flags.DEFINE_integer("limit", 0, "Only the first N test examples (0: all).")
+flags.DEFINE_bool(
+    "per_channel_dense",
+    False,
+    "--study export: per-channel int8 Dense weights (export_tflite's --per_channel_dense).",
+)
 
 
 def _convert_all(lengths):
@@ -233,11 +238,14 @@ def write_report(out: Path) -> None:
 
 
 def export_study() -> None:
+    import tempfile
     import time
 
+    from export import boards
     from export.buckets import build_buckets, default_lengths
-    from export.cpp_sources import arena_with_margin
+    from export.cpp_sources import arena_with_margin, buffer_bytes
     from export.library import ARENA_EXTRA_BYTES, DEFAULT_ARENA_MARGIN
+    from export.tokenizer_data import write_tokenizer_data
     from keras_models.backend import keras  # noqa: F401  (TF_USE_LEGACY_KERAS before tfmot)
     from tflm_embbert import paths
     from tflm_embbert.datasets import load_task
@@ -270,6 +278,7 @@ def export_study() -> None:
             seq_len,
             calibration_examples=FLAGS.calibration_examples,
             seed=0,
+            per_channel_dense=FLAGS.per_channel_dense,
         )
         built = build_buckets(
             model,
@@ -281,6 +290,21 @@ def export_study() -> None:
             converted.lean,
             calibration_examples=FLAGS.calibration_examples,
             seed=0,
+            per_channel_dense=FLAGS.per_channel_dense,
+        )
+        library_arena = arena_with_margin(
+            built.arena_measured_bytes, DEFAULT_ARENA_MARGIN, ARENA_EXTRA_BYTES
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            tokenizer_bytes = write_tokenizer_data(tokenizer, Path(folder))["flash_bytes"]
+        fit = boards.fit(
+            boards.BOARDS["nano33ble"],
+            model_bytes=len(built.data),
+            tokenizer_bytes=tokenizer_bytes,
+            arena_bytes=library_arena,
+            buffer_bytes=buffer_bytes(seq_len, task.num_labels),
+            seq_len=seq_len,
+            force=True,
         )
         exhaustive = _every_fitting_example(built, converted.tflite, tokenizer, task, seq_len)
         results["exports"].append(
@@ -292,9 +316,9 @@ def export_study() -> None:
                     "test": converted.test,
                 },
                 "buckets": built.report,
-                "library_arena_bytes": arena_with_margin(
-                    built.arena_measured_bytes, DEFAULT_ARENA_MARGIN, ARENA_EXTRA_BYTES
-                ),
+                "per_channel_dense": FLAGS.per_channel_dense,
+                "library_arena_bytes": library_arena,
+                "nano33ble_fit": fit,
                 "every_fitting_example": exhaustive,
                 "seconds": round(time.time() - started, 1),
             }
@@ -341,9 +365,19 @@ def export_markdown(results: dict) -> str:
             else "-"
         )
         checked = e["every_fitting_example"]
+        fit = e.get("nano33ble_fit")
+        fit_text = "-"
+        if fit:
+            fit_text = (
+                f"flash {fit['flash']['total_bytes']:,} / {fit['flash']['available_bytes']:,}, "
+                f"RAM {fit['ram']['total_bytes']:,} / {fit['ram']['available_bytes']:,}: "
+                + ("fits" if fit["flash"]["fits"] and fit["ram"]["fits"] else "does not fit")
+            )
+        layout = {True: "per-channel", False: "per-tensor"}.get(e.get("per_channel_dense"), "-")
         summary.append(
             [
                 e["seq_len"],
+                layout,
                 "/".join(map(str, b["lengths"])),
                 f"{e['single']['bytes']:,}",
                 f"{b['bytes']:,} ({100 * b['flash_growth']:+.1f}%)",
@@ -356,6 +390,7 @@ def export_markdown(results: dict) -> str:
                 vs_256,
                 f"{max(c['max_lsb'] for c in checked.values())} LSB "
                 f"({sum(c['examples'] for c in checked.values()):,} runs)",
+                fit_text,
                 e["seconds"],
             ]
         )
@@ -392,6 +427,7 @@ def export_markdown(results: dict) -> str:
         )
     header = [
         "L",
+        "Dense weights",
         "buckets",
         "single graph B",
         "model array B (flash growth)",
@@ -402,6 +438,7 @@ def export_markdown(results: dict) -> str:
         "vs converter's graph at L",
         "vs single L=256 graph",
         "every test example on every bucket holding it",
+        "export's Nano 33 BLE check (flash, RAM)",
         "seconds",
     ]
     return (
@@ -418,9 +455,11 @@ def export_markdown(results: dict) -> str:
         "the smallest measured arena. Arena: the smallest that allocates and invokes under the "
         "`tflite_micro` runtime (x86 reference kernels, 64-bit); the library reserves the largest "
         "bucket's + 10% + 2 KiB. MACs: `tflm_embbert.macs` (matmuls and convolutions) of each "
-        "root; the mean is over the test split, each example on the bucket it chooses. Command: "
-        "`python bench/length_buckets.py --model runs/bench_int8/snips_seed0/qat.keras` (2 "
-        "shared CPU cores).\n"
+        "root; the mean is over the test split, each example on the bucket it chooses. The Nano "
+        "33 BLE check is `export.boards.fit`, the export's own: flash = model array + tokenizer "
+        "tables + 164 KiB code baseline, RAM = kArenaBytes + buffers + 61 KiB baseline. "
+        "Command: `python bench/length_buckets.py --model runs/bench_int8/snips_seed0/qat.keras "
+        "[--per_channel_dense]` (2 shared CPU cores).\n"
     )
 
 

@@ -142,7 +142,7 @@ def build_buckets(
     *,
     calibration_examples: int = 200,
     seed: int = 0,
-    per_channel_dense: bool = True,
+    per_channel_dense: bool = False,
     lean: bool = True,
     chunk_candidates: tuple = (0, 64, 32),
     progress: Callable[[str], None] | None = None,
