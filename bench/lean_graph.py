@@ -40,7 +40,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "runs/bench_int8/snips_seed0/qat.keras", "Float or QAT .keras.")
 flags.DEFINE_string("task", "snips", "Task for calibration and the equality check.")
 flags.DEFINE_list("lengths", ["64", "128", "256"], "Sequence lengths.")
-flags.DEFINE_integer("examples", 200, "Test examples compared with the straightforward graph.")
+flags.DEFINE_integer(
+    "examples", 0, "Test examples compared with the straightforward graph (0: the whole split)."
+)
 flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
 flags.DEFINE_string("out", "bench/results/lean_graph", "Result folder.")
 
@@ -48,13 +50,34 @@ flags.DEFINE_string("out", "bench/results/lean_graph", "Result folder.")
 VARIANTS = {
     "straightforward": (None, False),
     "straightforward + plan": (None, True),
-    "pretranspose + [CLS]-only": (LeanOptions(chunk_rows=0), False),
-    "pretranspose + [CLS]-only + plan": (LeanOptions(chunk_rows=0), True),
-    "+ 64-row chunks per layer": (LeanOptions(chunk_rows=64), False),
-    "+ 64-row chunks per layer + plan": (LeanOptions(chunk_rows=64), True),
-    "+ 64-row attention chunks + plan": (LeanOptions(chunk_rows=64, chunk_scope="attention"), True),
-    "+ 32-row attention chunks + plan": (LeanOptions(chunk_rows=32, chunk_scope="attention"), True),
+    "pretranspose + [CLS]-only + plan": (LeanOptions(chunk_rows=0, mask_bias=False), True),
+    "+ 64-row chunks per layer + plan": (LeanOptions(chunk_rows=64, mask_bias=False), True),
+    "+ 64-row attention chunks + plan": (
+        LeanOptions(chunk_rows=64, chunk_scope="attention", mask_bias=False),
+        True,
+    ),
+    "+ 32-row attention chunks + plan": (
+        LeanOptions(chunk_rows=32, chunk_scope="attention", mask_bias=False),
+        True,
+    ),
+    "pretranspose + [CLS]-only + mask bias + plan": (LeanOptions(chunk_rows=0), True),
+    "+ 64-row chunks per layer + mask bias + plan": (LeanOptions(chunk_rows=64), True),
+    "+ 64-row attention chunks + mask bias + plan": (
+        LeanOptions(chunk_rows=64, chunk_scope="attention"),
+        True,
+    ),
+    "+ 32-row attention chunks + mask bias + plan": (
+        LeanOptions(chunk_rows=32, chunk_scope="attention"),
+        True,
+    ),
 }
+
+flags.DEFINE_list("variants", list(VARIANTS), "Variants to measure (names as in VARIANTS).")
+flags.register_validator(
+    "variants",
+    lambda names: all(name in VARIANTS for name in names),
+    message=f"--variants: expected names from: {'; '.join(VARIANTS)}",
+)
 
 
 def measure(model_bytes: bytes, theirs: np.ndarray, inputs: dict) -> dict:
@@ -85,13 +108,14 @@ def main(argv):
     cells = []
     for length in map(int, FLAGS.lengths):
         calibration = calibration_inputs(tokenizer, task, length, 200, 0)
-        test_x, _ = encode(tokenizer, task.test[: FLAGS.examples], length)
+        test_x, _ = encode(tokenizer, task.test[: FLAGS.examples or None], length)
         for per_channel in (True, False):
             started = time.time()
             straight = to_int8_tflite(model, length, calibration, per_channel_dense=per_channel)
             print(f"[L={length}] converted in {time.time() - started:.0f} s", flush=True)
             theirs = run_tflm(straight, test_x).raw.astype(np.int32)
-            for variant, (options, offline_plan) in VARIANTS.items():
+            for variant in FLAGS.variants:
+                options, offline_plan = VARIANTS[variant]
                 graph = straight if options is None else lean_tflite(straight, options)
                 if offline_plan:
                     graph = with_offline_plan(graph)[0]
@@ -137,11 +161,14 @@ def main(argv):
         "max LSB vs straightforward",
         "same class %",
     ]
+    scope = (
+        f"the first {FLAGS.examples} test examples" if FLAGS.examples else "the whole test split"
+    )
     (out / "results.md").write_text(
         "# Memory-lean int8 graph under TFLM\n\n"
         f"Model `{model_path}`, {FLAGS.task}; arena from the `tflite_micro` runtime (x86 host, "
         "reference kernels; 64-bit structs make persistent larger than on a Cortex-M). "
-        f"Equality on the first {FLAGS.examples} test examples against the straightforward "
+        f"Equality on {scope} against the straightforward "
         "graph of the same conversion. Command: `python bench/lean_graph.py "
         f"--model {model_path} --lengths {','.join(FLAGS.lengths)} "
         f"--examples {FLAGS.examples}`.\n\n" + markdown_table(header, rows)
