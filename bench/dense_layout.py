@@ -24,7 +24,12 @@ from bench.common import machine, markdown_table, write_json  # noqa: E402
 from tflm_embbert import paths  # noqa: E402
 from tflm_embbert.convert import to_int8_tflite  # noqa: E402
 from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs, int8_under_tflm, smallest_lean  # noqa: E402
+from tflm_embbert.int8_eval import (  # noqa: E402
+    DEFAULT_CHUNK_ROWS,
+    calibration_inputs,
+    int8_under_tflm,
+    smallest_lean,
+)
 from tflm_embbert.qat import load_qat_model  # noqa: E402
 from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
 
@@ -62,7 +67,7 @@ def main(argv):
             for length in map(int, FLAGS.arena_lengths):
                 calibration = calibration_inputs(tokenizer, task, length, 200, seed)
                 straight = to_int8_tflite(model, length, calibration, per_channel_dense=per_channel)
-                _, _, arena = smallest_lean(straight, (0, 64, 32), True, print)
+                _, _, arena = smallest_lean(straight, DEFAULT_CHUNK_ROWS, True, print)
                 arenas[length] = arena["minimum"]
             metric = trained["metric"]
             cell = {

@@ -36,7 +36,7 @@ from tflm_embbert import length_buckets as lb
 from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
 from tflm_embbert.datasets import TaskData
 from tflm_embbert.finetune import encode
-from tflm_embbert.int8_eval import calibration_inputs, is_qat, smallest_lean
+from tflm_embbert.int8_eval import DEFAULT_CHUNK_ROWS, calibration_inputs, is_qat, smallest_lean
 from tflm_embbert.lean_graph import LeanOptions, lean_subgraph, lean_tflite
 from tflm_embbert.macs import count_macs
 from tflm_embbert.rewrites import export_rewrites
@@ -144,7 +144,7 @@ def build_buckets(
     seed: int = 0,
     per_channel_dense: bool = False,
     lean: bool = True,
-    chunk_candidates: tuple = (0, 64, 32),
+    chunk_candidates: tuple = DEFAULT_CHUNK_ROWS,
     progress: Callable[[str], None] | None = None,
 ) -> LengthBuckets:
     """The buckets `lengths` (increasing, last = seq_len) of `single`, the exported full-length

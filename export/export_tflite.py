@@ -28,7 +28,7 @@ from export.library import DEFAULT_ARENA_MARGIN, DEFAULT_URL, LibraryRequest, ex
 from tflm_embbert import paths
 from tflm_embbert.data_flags import load_data
 from tflm_embbert.finetune import auto_seq_len
-from tflm_embbert.int8_eval import int8_under_tflm
+from tflm_embbert.int8_eval import DEFAULT_CHUNK_ROWS, int8_under_tflm
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
@@ -77,7 +77,7 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_list(
     "chunk_rows",
-    ["0", "64", "32"],
+    [str(rows) for rows in DEFAULT_CHUNK_ROWS],
     "Row-chunk sizes to try with --lean (0 = no chunks); the smallest measured arena wins "
     "(the converter's own graph is always a candidate).",
 )

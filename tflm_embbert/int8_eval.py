@@ -39,6 +39,9 @@ from tflm_embbert.rewrites import export_rewrites, trained_parameters
 from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
 from tflm_embbert.tokenizer import Tokenizer
 
+# Row-chunk sizes smallest_lean tries by default (0: no chunks); export_tflite's --chunk_rows.
+DEFAULT_CHUNK_ROWS = (0, 64, 32)
+
 
 @dataclass
 class Int8Result:
@@ -91,7 +94,7 @@ def int8_under_tflm(
     seed: int = 0,
     measure_arena: bool = True,
     lean: bool = True,
-    chunk_candidates: tuple = (0, 64, 32),
+    chunk_candidates: tuple = DEFAULT_CHUNK_ROWS,
     per_channel_dense: bool = False,
     mask_bias: bool = True,
     lean_check_examples: int = 500,

@@ -144,7 +144,8 @@ class _Rewriter:
         self.transposed: dict[int, int] = {}
         self.const_memo: dict[tuple, int] = {}
         self.old_to_new: dict[int, int] = {}
-        self.bias_memo: dict[tuple, int] = {}
+        self.bias_memo: dict[tuple, int] = {}  # (keep, product) -> the bias tensor
+        self.real_memo: dict[int, int] = {}  # keep -> its bool "real key" tensor
 
     # ---- graph facts -------------------------------------------------------------------
     def op_name(self, op) -> str:
@@ -548,7 +549,7 @@ class _Rewriter:
             return self.bias_memo[key]
         quantization = self.old_tensors[keep].quantization
         zero_point = int(quantization.zeroPoint[0]) if quantization is not None else 0
-        if ("real", keep) not in self.bias_memo:
+        if keep not in self.real_memo:
             real = self.add_tensor(keep, [1, 1, self.length], "/real")
             self.new_tensors[real].type = schema_fb.TensorType.BOOL
             self.new_tensors[real].quantization = None
@@ -559,13 +560,13 @@ class _Rewriter:
                 BuiltinOptions.NotEqualOptions,
                 schema_fb.NotEqualOptionsT(),
             )
-            self.bias_memo[("real", keep)] = real
+            self.real_memo[keep] = real
         product_zero = self.old_tensors[product].quantization.zeroPoint
         bias = self.add_tensor(product, [1, 1, self.length], "/mask_bias")
         self.add_op(
             "SELECT_V2",
             [
-                self.bias_memo[("real", keep)],
+                self.real_memo[keep],
                 self.add_int8_constant(int(product_zero[0]), product, "lean/bias_zero"),
                 self.add_int8_constant(-128, product, "lean/bias_lowest"),
             ],
