@@ -92,7 +92,7 @@ def test_a_bias_that_does_not_mask_changes_the_outputs(converted):
     from tflm_embbert.lean_graph import write_model
 
     straight = converted["embbert", False]
-    lean = lean_tflite(straight, LeanOptions(chunk_rows=8))
+    lean = lean_tflite(straight, LeanOptions(chunk_rows=8), keep_names=True)
     model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(lean, 0))
     tensors = {t.name: t for t in model.subgraphs[0].tensors}
     zero = model.buffers[tensors[b"lean/bias_zero"].buffer].data

@@ -40,11 +40,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
 from tflm_embbert.convert import _BUILTIN_OPS, ELEMENTWISE_OPS, REDUCTION_OPS
+from tflm_embbert.flatbuffer_model import serialize
 
 BuiltinOperator = schema_fb.BuiltinOperator
 BuiltinOptions = schema_fb.BuiltinOptions
@@ -81,13 +81,17 @@ class LeanOptions:
             )
 
 
-def lean_tflite(model_bytes: bytes, options: LeanOptions = LeanOptions()) -> bytes:
-    """The rewritten .tflite (every subgraph that has a sequence input; see the module doc)."""
+def lean_tflite(
+    model_bytes: bytes, options: LeanOptions = LeanOptions(), keep_names: bool = False
+) -> bytes:
+    """The rewritten .tflite (every subgraph that has a sequence input; see the module doc),
+    written compactly (`flatbuffer_model.serialize`): inner tensor names are dropped unless
+    keep_names (TFLM never reads them; at L=256 they were ~10 KB of the flash)."""
     model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(model_bytes, 0))
     for index in range(len(model.subgraphs)):
         lean_subgraph(model, index, options)
     drop_unused_buffers(model)
-    return write_model(model)
+    return serialize(model, strip_names=not keep_names)
 
 
 def drop_unused_buffers(model) -> None:
@@ -99,9 +103,8 @@ def drop_unused_buffers(model) -> None:
 
 
 def write_model(model) -> bytes:
-    builder = flatbuffers.Builder(1024 * 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    """ModelT -> .tflite bytes, identical tables and buffers written once (flatbuffer_model)."""
+    return serialize(model)
 
 
 def lean_subgraph(model, index: int, options: LeanOptions = LeanOptions()) -> None:

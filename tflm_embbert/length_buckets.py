@@ -26,8 +26,9 @@ most Lb tokens, at a fraction of the MACs.
   buffer and identical table); the caller picks the bucket and gives TFLM that root, so the arena
   is the chosen bucket's alone. Each root may carry its own metadata (`root_metadata`: e.g. its
   offline memory plan). `export.buckets` builds the exported library's model array with it.
-- `serialize(model)`: ModelT -> bytes writing each identical table once (the buckets repeat most
-  tensors, quantization parameters and names) with 16-byte aligned buffers.
+- `serialize(model)` (`flatbuffer_model`): ModelT -> bytes writing each identical table once (the
+  buckets repeat most tensors, quantization parameters and names) with 16-byte aligned buffers;
+  `bucket_entries` also drops inner tensor names.
 
 Both graphs are first canonicalized in the same way: a STRIDED_SLICE that copies a constant
 unchanged (the converter keeps one on the position table at some lengths and folds it at others)
@@ -41,11 +42,18 @@ import copy
 import json
 from collections.abc import Callable, Mapping
 
-import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
 from tflm_embbert.convert import TFLM_INT8_OPS
+from tflm_embbert.flatbuffer_model import (
+    CompactBuffers,
+    SharingBuilder,
+    load_model,
+    serialize,
+    shared_model,
+)
+from tflm_embbert.flatbuffer_model import data_of as _data_of
 
 # Ops the dispatcher subgraphs and the bucket input slices add (int32 / bool tensors): IF,
 # NOT_EQUAL and int32 STRIDED_SLICE run under tflite_micro.runtime (tests/test_length_buckets.py).
@@ -69,100 +77,6 @@ _NUMPY_TYPES = {
 
 # ----------------------------------------------------------------------------------------------
 # flatbuffer helpers
-
-
-def load_model(model_bytes: bytes) -> schema_fb.ModelT:
-    return schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(model_bytes, 0))
-
-
-def serialize(model: schema_fb.ModelT) -> bytes:
-    """ModelT -> .tflite bytes with every identical table written once: tensors, quantization
-    parameters, operators and strings that several subgraphs repeat are shared (a flatbuffer
-    may point to one table from many places; TFLM only reads through offsets), and every
-    buffer's data is 16-byte aligned as the converter writes it. `model` is not modified."""
-    builder = _SharingBuilder(1 << 20)
-    builder.Finish(_shared_model(model, _wrapped_buffers(model)).Pack(builder), b"TFL3")
-    return bytes(builder.Output())
-
-
-def _wrapped_buffers(model: schema_fb.ModelT) -> list:
-    return [
-        _AlignedBuffer(buffer) if _data_of(buffer) is not None else _Shared(buffer)
-        for buffer in model.buffers
-    ]
-
-
-def _shared_model(model: schema_fb.ModelT, buffers: list) -> schema_fb.ModelT:
-    model = copy.copy(model)
-    model.subgraphs = [_shared_subgraph(graph) for graph in model.subgraphs]
-    model.buffers = buffers
-    return model
-
-
-class _SharingBuilder(flatbuffers.Builder):
-    """A builder that writes each distinct string and each distinct `_Shared` table once."""
-
-    def __init__(self, size: int):
-        super().__init__(size)
-        self.tables: dict = {}
-        self.strings: dict = {}
-
-    def CreateString(self, s, encoding="utf-8", errors="strict"):  # noqa: N802 (flatbuffers API)
-        key = s if isinstance(s, bytes) else s.encode(encoding, errors)
-        if key not in self.strings:
-            self.strings[key] = super().CreateString(key)
-        return self.strings[key]
-
-
-class _Shared:
-    """Wraps an object-API table: `Pack` writes it once per distinct content and returns the same
-    offset for every copy (content = its bytes packed alone)."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def Pack(self, builder):  # noqa: N802 (flatbuffers object API)
-        alone = _SharingBuilder(256)
-        alone.Finish(self.table.Pack(alone))
-        key = (type(self.table).__name__, bytes(alone.Output()))
-        if key not in builder.tables:
-            builder.tables[key] = self.table.Pack(builder)
-        return builder.tables[key]
-
-
-class _AlignedBuffer:
-    """A BufferT whose data vector starts on a 16-byte boundary (TFLite's force_align)."""
-
-    def __init__(self, buffer):
-        self.data = np.asarray(buffer.data, np.uint8).tobytes()
-
-    def Pack(self, builder):  # noqa: N802 (flatbuffers object API)
-        key = ("buffer", id(self))
-        if key not in builder.tables:
-            builder.tables[key] = self._pack(builder)
-        return builder.tables[key]
-
-    def _pack(self, builder):
-        builder.StartVector(1, len(self.data), 16)
-        builder.head -= len(self.data)
-        builder.Bytes[builder.head : builder.head + len(self.data)] = self.data
-        data = builder.EndVector()
-        schema_fb.BufferStart(builder)
-        schema_fb.BufferAddData(builder, data)
-        return schema_fb.BufferEnd(builder)
-
-
-def _shared_subgraph(graph):
-    graph = copy.copy(graph)
-    tensors = []
-    for tensor in graph.tensors:
-        tensor = copy.copy(tensor)
-        if tensor.quantization is not None:
-            tensor.quantization = _Shared(tensor.quantization)
-        tensors.append(_Shared(tensor))
-    graph.tensors = tensors
-    graph.operators = [_Shared(op) for op in graph.operators]
-    return graph
 
 
 def _builtin(model: schema_fb.ModelT, op) -> int:
@@ -241,11 +155,6 @@ class _Buffers:
             self.model.buffers.append(buffer)
             self.index[data] = len(self.model.buffers) - 1
         return self.index[data]
-
-
-def _data_of(buffer) -> bytes | None:
-    data = buffer.data
-    return bytes(np.asarray(data, np.uint8)) if data is not None and len(data) else None
 
 
 def _tensor(name: str, tensor_type: int, shape, buffer: int = 0, like=None):
@@ -730,8 +639,9 @@ def bucket_entries(
             entry.name, entry.buffer = name.encode(), buffers.add(data)
             entries.append(entry)
         extra.append(entries)
-    wrapped = _wrapped_buffers(model)  # built once: every root points to the same buffer tables
-    builder = _SharingBuilder(1 << 20)
+    # built once: every root points to the same buffer tables
+    compact = CompactBuffers(model, [entry for entries in extra for entry in entries])
+    builder = SharingBuilder(1 << 20)
     roots = {}
     for graph, own in zip(model.subgraphs, extra, strict=True):
         entry = copy.copy(model)
@@ -742,7 +652,7 @@ def bucket_entries(
         entry.signatureDefs = copy.deepcopy(model.signatureDefs)
         slots = _signature_slots(entry, model.subgraphs[-1])
         _retarget_signatures(entry, slots, graph, 0)
-        roots[_graph_length(graph)] = _shared_model(entry, wrapped).Pack(builder)
+        roots[_graph_length(graph)] = shared_model(entry, compact, True).Pack(builder)
     full_length = max(roots)
     ends = {length: _prepend_root(builder, roots[length]) for length in sorted(roots)[:-1]}
     builder.Finish(roots[full_length], b"TFL3")

@@ -30,7 +30,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
 from tflm_embbert.convert import _BUILTIN_OPS
-from tflm_embbert.lean_graph import write_model
+from tflm_embbert.flatbuffer_model import serialize
 
 METADATA_NAME = b"OfflineMemoryAllocation"
 ALIGNMENT = 16  # TFLM's buffer alignment (kBufferAlignment)
@@ -282,7 +282,8 @@ def add_offline_plan(model, alias: bool = True) -> Plan:
 
 
 def with_offline_plan(model_bytes: bytes, alias: bool = True) -> tuple[bytes, Plan]:
-    """The .tflite with subgraph 0's offline plan in its metadata, and the plan."""
+    """The .tflite with subgraph 0's offline plan in its metadata, and the plan; written
+    compactly, without inner tensor names (`flatbuffer_model.serialize`)."""
     model = schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(model_bytes, 0))
     result = add_offline_plan(model, alias)
-    return write_model(model), result
+    return serialize(model, strip_names=True), result
