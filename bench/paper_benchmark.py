@@ -558,7 +558,8 @@ def write_report(out: Path, planned: int | None = None) -> str:
     compute_s = sum(c["wall_seconds"] for c in cells)
     elapsed_s = sum(i["elapsed_seconds"] for i in invocations)
     if planned is None and invocations:
-        planned = invocations[-1]["planned"]
+        # The largest plan any invocation had (a run of a subset of tasks or models plans less).
+        planned = max(i["planned"] for i in invocations)
     pct = _uniform(cells, lambda c: f"{c['seq_len_rule']['percentile']:g}")
     cap = _uniform(cells, lambda c: c["seq_len_rule"]["cap"])
     epochs = _epochs_text(cells)
@@ -761,7 +762,7 @@ def _invocation_line(entry: dict) -> str:
     )
 
 
-def _report_quietly(out: Path, planned: int) -> None:
+def _report_quietly(out: Path, planned: int | None = None) -> None:
     """Rewrites the report between cells; a failure is printed, not raised (the run goes on)."""
     try:
         write_report(out, planned=planned)
@@ -855,7 +856,7 @@ def main(argv):
 
     def after_cell(done: dict) -> None:
         log.update(done, finished=False)
-        _report_quietly(out, len(plan))
+        _report_quietly(out)
 
     done = run_cells(
         plan,
@@ -867,7 +868,7 @@ def main(argv):
         after_cell=after_cell,
     )
     log.update(done, finished=True)
-    print(write_report(out, planned=len(plan)))
+    print(write_report(out))
     total = time.time() - started
     print(f"this invocation: {total / 60:.1f} min; computed {len(done['computed'])} cells")
     if done["failed"]:
