@@ -35,7 +35,7 @@ from tflm_embbert import paths  # noqa: E402
 from tflm_embbert.convert import to_int8_tflite  # noqa: E402
 from tflm_embbert.datasets import load_task  # noqa: E402
 from tflm_embbert.finetune import encode  # noqa: E402
-from tflm_embbert.flatbuffer_model import data_of, load_model, serialize  # noqa: E402
+from tflm_embbert.flatbuffer_model import data_of, load_model, op_code_index, serialize  # noqa: E402
 from tflm_embbert.int8_eval import calibration_inputs  # noqa: E402
 from tflm_embbert.lean_graph import LeanOptions, lean_tflite  # noqa: E402
 from tflm_embbert.length_buckets import canonicalize  # noqa: E402
@@ -299,7 +299,7 @@ def _replace(model, graph, index, consumers, p_q, w_q, w_scales, p_scale) -> int
     options = schema_fb.FullyConnectedOptionsT()
     options.keepNumDims = True
     op = schema_fb.OperatorT()
-    op.opcodeIndex = _opcode(model, schema_fb.BuiltinOperator.FULLY_CONNECTED)
+    op.opcodeIndex = op_code_index(model, schema_fb.BuiltinOperator.FULLY_CONNECTED)
     op.inputs = np.asarray([p_index, w_index, -1], np.int32)
     op.outputs = np.asarray([out_index], np.int32)
     op.builtinOptionsType = schema_fb.BuiltinOptions.FullyConnectedOptions
@@ -329,16 +329,6 @@ def _add_tensor(model, graph, name, shape, values, scales, zeros) -> int:
     tensor.quantization = quantization
     graph.tensors.append(tensor)
     return len(graph.tensors) - 1
-
-
-def _opcode(model, builtin: int) -> int:
-    for index, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
-            return index
-    code = schema_fb.OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
 
 
 def table_models(original: bytes, factored: bytes) -> tuple[np.ndarray, bytes]:

@@ -33,6 +33,17 @@ def data_of(buffer) -> bytes | None:
     return bytes(np.asarray(data, np.uint8)) if data is not None and len(data) else None
 
 
+def op_code_index(model: schema_fb.ModelT, builtin: int) -> int:
+    """Index of the builtin op's entry in model.operatorCodes (appended when missing)."""
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            return index
+    code = schema_fb.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
 def serialize(model: schema_fb.ModelT, strip_names: bool = False) -> bytes:
     """ModelT -> .tflite bytes, written compactly (module doc)."""
     buffers = CompactBuffers(model)

@@ -54,6 +54,7 @@ from tflm_embbert.flatbuffer_model import (
     shared_model,
 )
 from tflm_embbert.flatbuffer_model import data_of as _data_of
+from tflm_embbert.flatbuffer_model import op_code_index as _op_code_index
 
 # Ops the dispatcher subgraphs and the bucket input slices add (int32 / bool tensors): IF,
 # NOT_EQUAL and int32 STRIDED_SLICE run under tflite_micro.runtime (tests/test_length_buckets.py).
@@ -123,16 +124,6 @@ def _same_quantization(a, b) -> bool:
         return (list(np.asarray(q.scale, np.float64)), list(np.asarray(q.zeroPoint, np.int64)))
 
     return key(a) == key(b)
-
-
-def _op_code_index(model: schema_fb.ModelT, builtin: int) -> int:
-    for index, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
-            return index
-    code = schema_fb.OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
 
 
 class _Buffers:
