@@ -631,6 +631,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
             f"{c['macs']['total']:,}",
             f"{c['invoke_ms']:.1f}",
             f"{c['wall_seconds']:.0f}",
+            _code_text(c),
         ]
         for c in sorted(cells, key=_table_order)
     ]
@@ -650,6 +651,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "MACs",
         "host TFLM ms",
         "wall s",
+        "code (date)",
     ]
     status = f"{len(cells)} cells finished" + (f" of {planned} planned" if planned else "")
     if failed:
@@ -696,7 +698,14 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "(reference kernels), not a board figure. The int8 graph is the one "
         "`tflm_embbert.int8_eval.int8_under_tflm` deploys: since the memory-lean rewrite "
         "(`tflm_embbert.lean_graph`, exact) it is that rewrite with the row-chunk size whose "
-        "arena is smallest (per cell: column `int8 graph` below).\n\n"
+        "arena is smallest (per cell: column `int8 graph` below).\n"
+        "- .tflite and arena bytes are those of the code that ran the cell (column `code (date)` "
+        "below; cells from before commits were recorded show only their date). The exporter got "
+        "leaner while the run spanned sessions: cells run before the compact .tflite writer "
+        "(commit 02b125c, 2026-12-02) carry 10-25 KB more .tflite bytes than today's export of "
+        "the same model (Snips `embbert` at L 32: 393,104 B in its seed-1 cell, 375,616 B from "
+        "`make demo` at aaa8fc6), and the earliest cells predate the per-tensor lean graph "
+        "(bigger arenas). A row with several seeds shows their median.\n\n"
         + quick_text
         + markdown_table(header, table)
         + "\nint8 - float includes the QAT fine-tuning (extra epochs at a low learning rate); "
@@ -736,6 +745,14 @@ def write_report(out: Path, planned: int | None = None) -> str:
     if rows:
         write_plots(rows, out)
     return text
+
+
+def _code_text(cell: dict) -> str:
+    """The commit that ran a cell, with its date; the date alone for cells run before the
+    commit was recorded."""
+    run_on = cell.get("machine", {})
+    date = run_on.get("date", "?")
+    return f"{run_on['code']} ({date})" if "code" in run_on else f"- ({date})"
 
 
 def _graph_text(cell: dict) -> str:

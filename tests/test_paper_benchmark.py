@@ -2,12 +2,14 @@
 from fake cells, the sequence-length rule and the flag errors."""
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from bench import paper_benchmark as pb
+from bench.common import code_version
 from tests.conftest import REPO, subprocess_env
 from tflm_embbert.datasets import Example, TaskData
 
@@ -48,6 +50,8 @@ def _fake_result(cell, metric="accuracy", float_score=0.9, int8_score=0.9):
         "arena_bytes": 70_000,
         "macs": {"total": 8_000_000, "by_op": {"FULLY_CONNECTED": 8_000_000}},
         "invoke_ms": 5.0,
+        # seed 0 as run today; other seeds as cells from before the commit was recorded
+        "machine": {"date": "2026-12-02", **({"code": "0123456789ab"} if cell.seed == 0 else {})},
     }
 
 
@@ -123,6 +127,9 @@ def test_report_table_and_plots_from_fake_cells(tmp_path):
     assert "cola / `embbert`: -10.00 pp" in text  # int8 loses > 0.5 pp: listed
     assert "random initialisation" in text and "99th percentile" in text
     assert "8 cells finished of 8 planned" in text
+    every = [line for line in text.splitlines() if line.startswith("| snips | `embbert`")]
+    assert every[0].endswith("| 0123456789ab (2026-12-02) |")  # the code that ran seed 0
+    assert every[1].endswith("| - (2026-12-02) |")
     summary = json.loads((tmp_path / "results.json").read_text())
     assert summary["cells_finished"] == 8
     assert {r["model"] for r in summary["rows"]} == {"embbert", "bert_2mb"}
@@ -192,3 +199,7 @@ def test_invocation_log_is_kept_current_and_appended(tmp_path):
     ]
     text = pb.write_report(tmp_path)
     assert "still running or stopped" in text and "0 cells finished of 4 planned" in text
+
+
+def test_cells_record_the_commit_that_ran_them():
+    assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", code_version())
