@@ -617,6 +617,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         f"int8 {r['int8_tflm']['mean']:.2f})"
         for r in losses
     ] or ["- none"]
+    versus_lines = versus(rows)
     every = [
         [c["task"], f"`{c['model']}`", c["seed"], c["seq_len"]]
         + [f"{score(c, stage):.2f}" for stage, _ in STAGES]
@@ -712,6 +713,12 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "int8 - QAT isolates the conversion to full integer and the TFLM kernels.\n"
         + "\n## Where int8 under TFLM loses more than 0.5 pp (against float or QAT Keras)\n\n"
         + "\n".join(loss_lines)
+        + "\n\n## `embbert` against each other model (int8 TFLM metric, flash + arena)\n\n"
+        "Per task, `embbert`'s int8 metric (mean over its seeds) minus the other model's, and "
+        "its memory (.tflite + arena bytes) minus the other's. `embbert` wins at equal memory "
+        "only where it scores higher **and** needs no more memory; \"better, needs more memory\" "
+        "is a trade.\n\n"
+        + "\n".join(versus_lines)
         + "\n\n## Compute\n\n"
         f"- {len(cells)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
         f"{elapsed_s / 3600:.2f} h elapsed over {len(invocations)} invocation(s) "
@@ -745,6 +752,37 @@ def write_report(out: Path, planned: int | None = None) -> str:
     if rows:
         write_plots(rows, out)
     return text
+
+
+def versus(rows: list[dict]) -> list[str]:
+    """One line per (task, other model): `embbert`'s int8 metric and memory against it."""
+    lines = []
+    for ours in (r for r in rows if r["model"] == "embbert"):
+        memory = ours["flash_bytes"] + ours["arena_bytes"]
+        for other in (r for r in rows if r["task"] == ours["task"] and r["model"] != "embbert"):
+            gain = ours["int8_tflm"]["mean"] - other["int8_tflm"]["mean"]
+            extra = memory - other["flash_bytes"] - other["arena_bytes"]
+            if abs(gain) < 0.005:
+                smaller = "embbert smaller" if extra < 0 else "embbert not smaller"
+                verdict = f"equal metric, {smaller}"
+            elif gain > 0:
+                verdict = (
+                    "**embbert better with no more memory**"
+                    if extra <= 0
+                    else "embbert better, needs more memory"
+                )
+            else:
+                verdict = (
+                    "**other better with no more memory**"
+                    if extra >= 0
+                    else "other better, needs more memory"
+                )
+            lines.append(
+                f"- {ours['task']} vs `{other['model']}`: {gain:+.2f} pp, {extra / 1024:+,.1f} KiB "
+                f"({ours['int8_tflm']['mean']:.2f} vs {other['int8_tflm']['mean']:.2f}): "
+                f"{verdict}"
+            )
+    return lines or ["- no task has both `embbert` and another model yet"]
 
 
 def _code_text(cell: dict) -> str:

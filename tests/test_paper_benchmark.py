@@ -127,6 +127,11 @@ def test_report_table_and_plots_from_fake_cells(tmp_path):
     assert "cola / `embbert`: -10.00 pp" in text  # int8 loses > 0.5 pp: listed
     assert "random initialisation" in text and "99th percentile" in text
     assert "8 cells finished of 8 planned" in text
+    # embbert 92.00 (mean of 3 seeds) vs bert_2mb 90.00; embbert's fake .tflite is 1,000 B smaller
+    line = "- snips vs `bert_2mb`: +2.00 pp, -1.0 KiB (92.00 vs 90.00): **embbert better with no"
+    assert line in text
+    tie = "- cola vs `bert_2mb`: +0.00 pp, -1.0 KiB (10.00 vs 10.00): equal metric, embbert smaller"
+    assert tie in text
     every = [line for line in text.splitlines() if line.startswith("| snips | `embbert`")]
     assert every[0].endswith("| 0123456789ab (2026-12-02) |")  # the code that ran seed 0
     assert every[1].endswith("| - (2026-12-02) |")
