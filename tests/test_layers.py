@@ -96,6 +96,16 @@ def test_rms_pooling_ignores_padding():
     np.testing.assert_allclose(out[0], np.sqrt(np.mean(x[0, :3] ** 2, axis=0) + 1e-6), rtol=1e-5)
 
 
+def test_rms_pooling_caps_rsqrt_of_a_nearly_silent_feature():
+    pool = layers.RMSPooling(max_rsqrt=16.0)
+    x = np.full((1, 4, 2), 0.5, "float32")
+    x[..., 1] = 1e-3  # total 4e-6: rsqrt would be ~500
+    out = pool((x, np.ones((1, 4), "float32"))).numpy()[0]
+    assert out[0] == pytest.approx(0.5, rel=1e-5)  # total 1.0: rsqrt 1, not capped
+    total = 4 * 1e-6 + 4 * 1e-6  # x^2 summed + epsilon * count
+    assert out[1] == pytest.approx(total * 16.0 / 2.0, rel=1e-4)  # total * cap * rsqrt(4)
+
+
 LAYER_CASES = [
     (layers.PaddingMask, {"pad_id": 0}),
     (layers.NanoEmbedder, {"vocabulary_size": 50, "hidden_dim": 8, "embedding_dim": 4,
@@ -110,7 +120,7 @@ LAYER_CASES = [
     (layers.TransformerEncoderLayer, {"hidden_dim": 8, "num_heads": 2, "intermediate_dim": 16,
                                       "dropout": 0.1, "layer_norm_epsilon": 1e-12}),
     (layers.FirstToken, {}),
-    (layers.RMSPooling, {"epsilon": 1e-6}),
+    (layers.RMSPooling, {"epsilon": 1e-6, "max_rsqrt": 8.0}),
     (layers.GatherPositions, {}),
 ]
 
