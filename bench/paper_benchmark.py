@@ -703,10 +703,9 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "- .tflite and arena bytes are those of the code that ran the cell (column `code (date)` "
         "below; cells from before commits were recorded show only their date). The exporter got "
         "leaner while the run spanned sessions: cells run before the compact .tflite writer "
-        "(commit 02b125c, 2026-12-02) carry 10-25 KB more .tflite bytes than today's export of "
-        "the same model (Snips `embbert` at L 32: 393,104 B in its seed-1 cell, 375,616 B from "
-        "`make demo` at aaa8fc6), and the earliest cells predate the per-tensor lean graph "
-        "(bigger arenas). A row with several seeds shows their median.\n\n"
+        "(commit 02b125c, 2026-12-02) carry 10-25 KB more .tflite bytes than a later export of "
+        "the same model, and the earliest cells predate the per-tensor lean graph (bigger "
+        "arenas). A row with several seeds shows their median.\n\n"
         + quick_text
         + markdown_table(header, table)
         + "\nint8 - float includes the QAT fine-tuning (extra epochs at a low learning rate); "
