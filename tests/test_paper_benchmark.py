@@ -132,6 +132,10 @@ def test_report_table_and_plots_from_fake_cells(tmp_path):
     assert line in text
     tie = "- cola vs `bert_2mb`: +0.00 pp, -1.0 KiB (10.00 vs 10.00): equal metric, embbert smaller"
     assert tie in text
+    # The README's per-task table: embbert's stages, the best other model, no scratch cell yet
+    per_task = [line for line in text.splitlines() if line.startswith("| snips (acc, test) | 3 |")]
+    assert len(per_task) == 1 and "| 92.00 ± 2.00 |" in per_task[0]
+    assert "| 90.00 (`bert_2mb`, " in per_task[0] and per_task[0].endswith("| not run yet |")
     every = [line for line in text.splitlines() if line.startswith("| snips | `embbert`")]
     assert every[0].endswith("| 0123456789ab (2026-12-02) |")  # the code that ran seed 0
     assert every[1].endswith("| - (2026-12-02) |")
