@@ -212,3 +212,29 @@ def test_invocation_log_is_kept_current_and_appended(tmp_path):
 
 def test_cells_record_the_commit_that_ran_them():
     assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", code_version())
+
+
+def test_per_task_table_gives_what_pretraining_adds():
+    def row(model, int8_values, flash):
+        stage = {"values": int8_values, "mean": sum(int8_values) / len(int8_values)}
+        return {
+            "task": "rte",
+            "model": model,
+            "metric": "accuracy",
+            "test_split": "dev",
+            "seeds": list(range(len(int8_values))),
+            "float": stage,
+            "qat": stage,
+            "int8_tflm": stage,
+            "flash_bytes": flash,
+            "arena_bytes": 1024,
+        }
+
+    rows = [row("embbert", [56.0, 57.0], 2048), row("embbert_scratch", [50.25], 1024)]
+    header, table = pb.embbert_per_task(rows)
+    assert len(table) == 1 and len(table[0]) == len(header)
+    assert table[0][0] == "rte (acc, dev)" and table[0][4] == "56.50 ± 0.71"
+    assert table[0][5] == "50.0 / 49.3"  # the paper's figures
+    assert table[0][6] == "3.0"  # (2,048 + 1,024) B in KiB
+    assert table[0][7] == "50.25 (`embbert_scratch`, 2.0)"  # the best (only) other model
+    assert table[0][8] == "50.25 (+6.25)"  # embbert's mean minus the scratch model
