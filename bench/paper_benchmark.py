@@ -24,10 +24,14 @@ task's whole official train split ([CLS]/[SEP] included), rounded up to a multip
 at --max_seq_len (`tflm_embbert.finetune.auto_seq_len`).
 
 Resumable: a finished cell is <out>/cells/<task>__<model>__s<seed>.json and is never recomputed;
-a failed cell writes <id>.error.json (one line) and the run goes on (it is retried next time).
+a cell interrupted mid-way (a session ending inside a multi-hour bert_2mb cell) continues from its
+last finished float / QAT epoch (`run_pipeline(resume=True)`; its JSON then gives
+`resumed_from_epoch`, and its wall time counts only the run that finished it); a failed cell
+writes <id>.error.json (one line) and the run goes on (it is retried next time).
 Cells run cheap tasks first, seed 0 of every model before the extra seeds, so a partial run
-already fills the table. Every invocation is appended to <out>/invocations.json (its wall time);
-results.md / results.json / *.png are rewritten from all cells at the end of each invocation.
+already fills the table. Every invocation is appended to <out>/invocations.json (its wall time,
+rewritten every minute); results.md / results.json / *.png are rewritten from all cells at the end
+of each invocation.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -409,6 +414,7 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
         int8=True,
         seed=cell.seed,
         verbose=2,
+        resume=True,
     )
     results["pipeline_wall_seconds"] = results.pop("wall_seconds")
     tflite = (folder / "model_int8.tflite").read_bytes()
@@ -881,10 +887,11 @@ def _read_invocations(out: Path) -> list[dict]:
 
 
 class InvocationLog:
-    """This invocation's entry in <out>/invocations.json, rewritten after every cell (so a run
-    that is killed still has its elapsed time up to its last finished cell) and at the end."""
+    """This invocation's entry in <out>/invocations.json, rewritten after every cell, at the end,
+    and every `every_seconds` in between (so a run killed inside a long cell, which the next run
+    resumes, still has its elapsed time to within that)."""
 
-    def __init__(self, out: Path, planned: int, argv: list[str]):
+    def __init__(self, out: Path, planned: int, argv: list[str], every_seconds: float = 60.0):
         self.path = out / "invocations.json"
         self.index = len(_read_invocations(out))
         self.started = time.time()
@@ -893,17 +900,31 @@ class InvocationLog:
             "argv": argv,
             "planned": planned,
         }
+        self._done: dict = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.update({}, finished=False)
+        threading.Thread(target=self._tick, args=(every_seconds,), daemon=True).start()
+
+    def _tick(self, every_seconds: float) -> None:
+        while not self._stop.wait(every_seconds):
+            self.update(self._done, finished=False)
 
     def update(self, done: dict, finished: bool) -> None:
-        self.entry.update(
-            elapsed_seconds=round(time.time() - self.started, 1),
-            finished=finished,
-            load_average_at_end=[round(v, 2) for v in os.getloadavg()],
-            **{k: len(done.get(k, [])) for k in ("computed", "cached", "failed", "skipped")},
-        )
-        entries = _read_invocations(self.path.parent)[: self.index]
-        write_json(self.path, entries + [self.entry])
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if finished:
+                self._stop.set()
+            self._done = done
+            self.entry.update(
+                elapsed_seconds=round(time.time() - self.started, 1),
+                finished=finished,
+                load_average_at_end=[round(v, 2) for v in os.getloadavg()],
+                **{k: len(done.get(k, [])) for k in ("computed", "cached", "failed", "skipped")},
+            )
+            entries = _read_invocations(self.path.parent)[: self.index]
+            write_json(self.path, entries + [self.entry])
 
 
 # --------------------------------------------------------------------------- CLI

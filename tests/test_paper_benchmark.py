@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -208,6 +209,19 @@ def test_invocation_log_is_kept_current_and_appended(tmp_path):
     ]
     text = pb.write_report(tmp_path)
     assert "still running or stopped" in text and "0 cells finished of 4 planned" in text
+
+
+def test_invocation_log_ticks_inside_a_long_cell(tmp_path):
+    """Elapsed time is written while a cell runs, so a run killed mid-cell still counts."""
+    log = pb.InvocationLog(tmp_path, planned=1, argv=[], every_seconds=0.05)
+    first = json.loads((tmp_path / "invocations.json").read_text())[0]["elapsed_seconds"]
+    time.sleep(0.5)
+    ticked = json.loads((tmp_path / "invocations.json").read_text())[0]
+    assert ticked["elapsed_seconds"] >= first + 0.2 and not ticked["finished"]
+    log.update({"computed": ["a"]}, finished=True)
+    time.sleep(0.2)
+    final = json.loads((tmp_path / "invocations.json").read_text())[0]
+    assert final["finished"] and final["computed"] == 1  # no tick after the end
 
 
 def test_cells_record_the_commit_that_ran_them():

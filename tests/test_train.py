@@ -10,7 +10,8 @@ import pytest
 from keras_models.models import build_pretrainer, save_backbone
 from tests.conftest import WORDS, subprocess_env, tiny_config
 from tflm_embbert.datasets import Example, TaskData
-from tflm_embbert.finetune import auto_seq_len, encode, finetune
+from tflm_embbert.finetune import FinetuneResult, auto_seq_len, encode, finetune
+from tflm_embbert.pipeline import run_pipeline
 
 
 def _task(n=96, regression=False, seed=0):
@@ -53,6 +54,64 @@ def test_restores_best_validation_epoch(tiny_tokenizer):
     inputs, labels = encode(tiny_tokenizer, task.validation, 16)
     predicted = result.model.predict(inputs, verbose=0).argmax(-1)
     assert np.mean(predicted == labels) == pytest.approx(result.validation["accuracy"])
+
+
+def test_fit_resumes_after_its_last_checkpointed_epoch(tiny_tokenizer, tmp_path):
+    """A second fit with the same backup_dir starts after epoch 2 and still knows that run's best
+    epoch: epochs 3-4 use a learning rate that wrecks the model, so the best must come from 1-2."""
+    task, backup, log = _task(), tmp_path / "backup", tmp_path / "log.csv"
+    common = dict(seq_len=16, batch_size=8, verbose=0, backup_dir=backup, log_csv=log, seed=3)
+    first = finetune(task, tiny_tokenizer, tiny_config(), epochs=2, learning_rate=3e-3, **common)
+    assert first.validation["accuracy"] >= 0.9 and first.resumed_from_epoch == 0
+    second = finetune(task, tiny_tokenizer, tiny_config(), epochs=4, learning_rate=30.0,
+                      patience=5, **common)
+    assert second.resumed_from_epoch == 2 and second.epochs_run == 4
+    assert len(log.read_text().strip().splitlines()) == 1 + 4  # header, then epochs 1-4 once
+    assert second.best_epoch == first.best_epoch and second.validation == first.validation
+    inputs, labels = encode(tiny_tokenizer, task.validation, 16)
+    predicted = second.model.predict(inputs, verbose=0).argmax(-1)
+    assert np.mean(predicted == labels) == pytest.approx(first.validation["accuracy"])
+
+
+def test_finetune_result_json_round_trip(tiny_tokenizer):
+    result = finetune(_task(), tiny_tokenizer, tiny_config(), seq_len=16, epochs=1,
+                      max_steps_per_epoch=1, batch_size=8, verbose=0)
+    assert FinetuneResult.from_json(result.model, result.to_json()).to_json() == result.to_json()
+
+
+def test_pipeline_resume_reuses_finished_stages(tiny_tokenizer, tmp_path):
+    """A run stopped at the int8 stage leaves its float and QAT stages; `resume` loads them (same
+    scores, no retraining) and finishes; other arguments start again."""
+    task, out = _task(), tmp_path / "out"
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_int8(line):
+        if "int8 conversion" in line:
+            raise Stop(line)
+
+    args = dict(seq_len=16, epochs=2, qat_epochs=1, int8=True, batch_size=8,
+                calibration_examples=16, verbose=0, resume=True)
+    with pytest.raises(Stop):
+        run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=stop_at_int8, **args)
+    staging = tmp_path / "out.tmp"
+    kept = {name: json.loads((staging / f"{name}.json").read_text()) for name in ("float", "qat")}
+    lines = []
+    results = run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=lines.append, **args)
+    assert "resuming the interrupted run in" in lines[0]
+    assert sum("done by an earlier run" in line for line in lines) == 2
+    assert results["float"] == kept["float"] and results["qat"] == kept["qat"]
+    assert not staging.exists() and (out / "model_int8.tflite").is_file()
+    assert {"float.json", "qat.json", "arguments.json"}.isdisjoint(p.name for p in out.iterdir())
+
+    with pytest.raises(Stop):
+        run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=stop_at_int8, **args)
+    lines = []
+    run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=lines.append,
+                 **{**args, "seed": 2, "qat_epochs": 0})
+    assert "other arguments: starting again" in lines[0]
+    assert not any("done by an earlier run" in line for line in lines)
 
 
 def test_regression_head(tiny_tokenizer):

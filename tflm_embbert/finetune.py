@@ -6,6 +6,7 @@ metric; the test split is scored once, at the end, on the chosen weights.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from keras_models.backend import keras, tf
 from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights
 from keras_models.presets import BackboneConfig
 from tflm_embbert.datasets import Example, TaskData
+from tflm_embbert.files import write_text_atomic
 from tflm_embbert.metrics import compute_metrics
 from tflm_embbert.qat import quantize_model
 from tflm_embbert.rewrites import export_rewrites
@@ -50,15 +52,35 @@ def auto_seq_len(tokenizer: Tokenizer, examples: list[Example], percentile=99.0,
 
 class BestOnValidation(keras.callbacks.Callback):
     """Scores the validation split each epoch with the task's metric, logs it as `val_<metric>`
-    (so EarlyStopping / CSVLogger see it), keeps the best weights and restores them at the end."""
+    (so CSVLogger sees it), keeps the best weights and restores them at the end; stops training
+    after `patience` epochs without improvement (as keras' EarlyStopping does).
 
-    def __init__(self, inputs, labels, metric: str):
+    With `state_dir`, the best value / epoch / weights are written there after every epoch and
+    read back when training starts, so a fit resumed by `keras.callbacks.BackupAndRestore`
+    still knows the best epoch of the run that was interrupted."""
+
+    def __init__(self, inputs, labels, metric: str, patience: int = 0, state_dir=None):
         super().__init__()
         self.inputs, self.labels, self.metric = inputs, labels, metric
+        self.patience = patience
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self.best_value = -math.inf
         self.best_epoch = -1
         self.best_weights = None
         self.best_metrics: dict[str, float] = {}
+        self.epochs_done = 0
+        self.resumed_from_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        state = self.state_dir / "best.json" if self.state_dir else None
+        if state is None or not state.is_file():
+            return
+        saved = json.loads(state.read_text())
+        self.best_value, self.best_epoch = saved["best_value"], saved["best_epoch"]
+        self.best_metrics, self.epochs_done = saved["best_metrics"], saved["epochs_done"]
+        self.resumed_from_epoch = self.epochs_done
+        with np.load(self.state_dir / "best_weights.npz") as weights:
+            self.best_weights = [weights[f"w{i}"] for i in range(len(weights.files))]
 
     def on_epoch_end(self, epoch, logs=None):
         outputs = self.model.predict(self.inputs, batch_size=256, verbose=0)
@@ -66,12 +88,34 @@ class BestOnValidation(keras.callbacks.Callback):
         if logs is not None:
             logs.update({f"val_{k}": v for k, v in values.items()})
         value = values[self.metric]
-        if value > self.best_value:
+        improved = value > self.best_value
+        if improved:
             self.best_value, self.best_epoch = value, epoch
             self.best_weights = self.model.get_weights()
             self.best_metrics = values
+        self.epochs_done = epoch + 1
+        if self.state_dir is not None:
+            self._save_state(improved)
         shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
         print(f"epoch {epoch + 1}: validation {shown}", flush=True)
+        if self.patience and epoch - self.best_epoch >= self.patience:
+            best = self.best_epoch + 1
+            print(f"epoch {epoch + 1}: early stopping (best epoch {best})", flush=True)
+            self.model.stop_training = True
+
+    def _save_state(self, weights_changed: bool) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if weights_changed:  # weights first: best.json never names weights that are not there
+            tmp = self.state_dir / "best_weights.tmp.npz"
+            np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.best_weights)})
+            tmp.replace(self.state_dir / "best_weights.npz")
+        state = {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
+            "epochs_done": self.epochs_done,
+        }
+        write_text_atomic(self.state_dir / "best.json", json.dumps(state))
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -94,6 +138,7 @@ class FinetuneResult:
     train_seconds: float
     step_seconds: float  # mean wall time of one training step (batch `batch_size`)
     settings: dict = field(default_factory=dict)
+    resumed_from_epoch: int = 0  # epochs an interrupted earlier run had done (0: not resumed)
 
     def to_json(self) -> dict:
         return {
@@ -105,8 +150,28 @@ class FinetuneResult:
             "test": self.test,
             "train_seconds": round(self.train_seconds, 1),
             "step_seconds": round(self.step_seconds, 5),
+            **({"resumed_from_epoch": self.resumed_from_epoch} if self.resumed_from_epoch else {}),
             **self.settings,
         }
+
+    @classmethod
+    def from_json(cls, model: keras.Model, values: dict) -> FinetuneResult:
+        """The inverse of `to_json` for a model saved by an earlier run."""
+        values = dict(values)
+        config = values.pop("config")
+        return cls(
+            model=model,
+            config=BackboneConfig.from_dict(config) if config else None,
+            seq_len=values.pop("seq_len"),
+            best_epoch=values.pop("best_epoch") - 1,
+            epochs_run=values.pop("epochs_run"),
+            validation=values.pop("validation"),
+            test=values.pop("test"),
+            train_seconds=values.pop("train_seconds"),
+            step_seconds=values.pop("step_seconds"),
+            resumed_from_epoch=values.pop("resumed_from_epoch", 0),
+            settings=values,
+        )
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -145,9 +210,11 @@ def finetune(
     max_steps_per_epoch: int | None = None,
     log_csv: str | Path | None = None,
     verbose: int = 1,
+    backup_dir: str | Path | None = None,
 ) -> FinetuneResult:
     """Fine-tunes from `backbone_dir`'s pretrained backbone (its own config is used), or trains
-    `config` from scratch when `backbone_dir` is None."""
+    `config` from scratch when `backbone_dir` is None. With `backup_dir` the fit resumes from
+    the last epoch checkpointed there (see `_fit`)."""
     if backbone_dir is not None:
         backbone, config = load_backbone(backbone_dir)
     elif config is None:
@@ -186,6 +253,7 @@ def finetune(
         max_steps_per_epoch=max_steps_per_epoch,
         log_csv=log_csv,
         verbose=verbose,
+        backup_dir=Path(backup_dir) if backup_dir else None,
     )
     test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
     return FinetuneResult(
@@ -228,9 +296,15 @@ def _fit(
     max_steps_per_epoch: int | None,
     log_csv,
     verbose: int,
+    backup_dir: Path | None = None,
 ) -> dict:
     """Compiles and fits `model` in place, keeping the best validation epoch's weights; returns
-    the FinetuneResult fields that describe the fit."""
+    the FinetuneResult fields that describe the fit.
+
+    With `backup_dir`, every finished epoch is checkpointed there (model, optimizer, epoch, best
+    epoch so far) and a fit that finds a checkpoint continues after its last epoch instead of
+    starting again; the caller deletes `backup_dir` once the result is kept. A resumed fit
+    shuffles its remaining epochs in a different order than an uninterrupted one would."""
     (train_x, train_y), (val_x, val_y) = train, validation
     if task.is_regression:
         loss, metrics = keras.losses.MeanSquaredError(), []
@@ -246,19 +320,19 @@ def _fit(
         .batch(batch_size)
         .prefetch(2)
     )
-    best = BestOnValidation(val_x, val_y, task.metric)
+    best = BestOnValidation(
+        val_x, val_y, task.metric, patience, backup_dir / "best" if backup_dir else None
+    )
     timer = _StepTimer()
-    callbacks = [
-        timer,
-        best,
-        keras.callbacks.EarlyStopping(
-            monitor=f"val_{task.metric}", mode="max", patience=patience, verbose=verbose
-        ),
-    ]
+    callbacks = [timer, best]  # `best` saves its state before BackupAndRestore saves the model
+    if backup_dir:
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(backup_dir / "fit"), delete_checkpoint=False)
+        )
     if log_csv:
-        callbacks.append(keras.callbacks.CSVLogger(str(log_csv)))
+        callbacks.append(keras.callbacks.CSVLogger(str(log_csv), append=bool(backup_dir)))
     started = time.time()
-    history = model.fit(
+    model.fit(
         train_ds,
         epochs=epochs,
         steps_per_epoch=max_steps_per_epoch,
@@ -267,10 +341,11 @@ def _fit(
     )
     return {
         "best_epoch": best.best_epoch,
-        "epochs_run": len(history.history.get("loss", [])),
+        "epochs_run": best.epochs_done,
         "validation": best.best_metrics,
         "train_seconds": time.time() - started,
         "step_seconds": timer.mean_step(),
+        "resumed_from_epoch": best.resumed_from_epoch,
     }
 
 
@@ -291,6 +366,7 @@ def qat_finetune(
     max_steps_per_epoch: int | None = None,
     log_csv: str | Path | None = None,
     verbose: int = 1,
+    backup_dir: str | Path | None = None,
 ) -> FinetuneResult:
     """Quantization-aware fine-tuning that starts from a trained float classifier.
 
@@ -319,6 +395,7 @@ def qat_finetune(
         max_steps_per_epoch=max_steps_per_epoch,
         log_csv=log_csv,
         verbose=verbose,
+        backup_dir=Path(backup_dir) if backup_dir else None,
     )
     test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
     return FinetuneResult(

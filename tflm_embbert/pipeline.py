@@ -9,19 +9,27 @@
     memory.json / .md    flash, TFLM arena, tensors alive at the peak, the paper's count
     results.json         every stage's validation/test metrics, agreement, timings
     vocab.txt, tokenizer_config.json
+
+`resume=True` keeps `<out>.tmp` from an interrupted run with the same arguments: a finished float
+or QAT stage (float.json / qat.json beside its model) is loaded instead of recomputed, and an
+unfinished one continues after its last checkpointed epoch (`<out>.tmp/backup_<stage>`). The
+conversion and TFLM check always run again.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
+from keras_models.backend import keras
 from tflm_embbert.datasets import TaskData
-from tflm_embbert.files import publish, staging_dir
-from tflm_embbert.finetune import finetune, load_trained, qat_finetune
+from tflm_embbert.files import publish, staging_dir, write_text_atomic
+from tflm_embbert.finetune import FinetuneResult, finetune, load_trained, qat_finetune
 from tflm_embbert.int8_eval import int8_under_tflm
 from tflm_embbert.memory_report import memory_markdown
+from tflm_embbert.qat import load_qat_model
 from tflm_embbert.tokenizer import Tokenizer
 
 
@@ -47,18 +55,37 @@ def run_pipeline(
     seed: int = 0,
     verbose: int = 1,
     progress=None,
+    resume: bool = False,
     **finetune_kwargs,
 ) -> dict:
     """Runs the stages asked for and returns the results.json dict (see the module docstring)."""
     progress = progress or _say
     started = time.time()
-    staging = staging_dir(out)
+    arguments = {
+        "task": task.name,
+        "examples": [len(task.train), len(task.validation), len(task.test)],
+        "config": config.to_dict() if config is not None else None,
+        "backbone_dir": str(backbone_dir) if backbone_dir is not None else None,
+        "float_model": str(float_model) if float_model else None,
+        "vocab_size": tokenizer.vocab_size,
+        "seq_len": seq_len,
+        "epochs": epochs,
+        "qat_epochs": qat_epochs,
+        "qat_learning_rate": qat_learning_rate,
+        "seed": seed,
+        **{k: repr(v) for k, v in sorted(finetune_kwargs.items())},
+    }
+    staging = _staging(out, arguments, resume, progress)
     stages = 2 + (qat_epochs > 0) + int8 + ptq
     step = iter(range(1, stages + 1))
 
     if float_model:
         progress(f"[{next(step)}/{stages}] float model: {float_model} (no float training)")
         floated = load_trained(float_model, task, tokenizer, seq_len)
+        floated.model.save(staging / "model.keras")
+    elif resume and (done := _finished_stage(staging, "float", "model.keras")):
+        progress(f"[{next(step)}/{stages}] float fine-tuning: done by an earlier run")
+        floated = done
     else:
         progress(f"[{next(step)}/{stages}] float fine-tuning on {task.name}")
         floated = finetune(
@@ -71,9 +98,10 @@ def run_pipeline(
             seed=seed,
             verbose=verbose,
             log_csv=staging / "train_log.csv",
+            backup_dir=staging / "backup_float" if resume else None,
             **finetune_kwargs,
         )
-    floated.model.save(staging / "model.keras")
+        _keep_stage(staging, "float", "model.keras", floated)
     seq_len = floated.seq_len
     results = {
         "task": task.name,
@@ -85,7 +113,11 @@ def run_pipeline(
 
     references = {"float": floated.model}
     deployed = floated.model
-    if qat_epochs > 0:
+    if qat_epochs > 0 and resume and (qat := _finished_stage(staging, "qat", "qat.keras")):
+        progress(f"[{next(step)}/{stages}] quantization-aware training: done by an earlier run")
+        results["qat"] = qat.to_json()
+        references["qat"] = deployed = qat.model
+    elif qat_epochs > 0:
         progress(f"[{next(step)}/{stages}] quantization-aware training")
         qat = qat_finetune(
             floated.model,
@@ -99,8 +131,9 @@ def run_pipeline(
             seed=seed,
             log_csv=staging / "qat_log.csv",
             verbose=verbose,
+            backup_dir=staging / "backup_qat" if resume else None,
         )
-        qat.model.save(staging / "qat.keras")
+        _keep_stage(staging, "qat", "qat.keras", qat)
         results["qat"] = qat.to_json()
         references["qat"] = deployed = qat.model
 
@@ -140,11 +173,48 @@ def run_pipeline(
         results["ptq_int8_tflm"] = converted.to_json()
 
     progress(f"[{next(step)}/{stages}] writing {out}")
+    for name in ("float.json", "qat.json", "arguments.json"):
+        (staging / name).unlink(missing_ok=True)
     tokenizer.save(staging)
     results["wall_seconds"] = round(time.time() - started, 1)
     (staging / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     publish(staging, out)
     return results
+
+
+def _staging(out, arguments: dict, resume: bool, progress) -> Path:
+    """`<out>.tmp`, emptied unless `resume` finds it left by a run with the same arguments."""
+    tmp = Path(out).with_name(Path(out).name + ".tmp")
+    record = tmp / "arguments.json"
+    if resume and record.is_file():
+        if json.loads(record.read_text()) == arguments:
+            progress(f"resuming the interrupted run in {tmp}")
+            return tmp
+        progress(f"{tmp} was left by a run with other arguments: starting again")
+    staging = staging_dir(out)
+    if resume:
+        write_text_atomic(record, json.dumps(arguments, indent=2) + "\n")
+    return staging
+
+
+def _keep_stage(staging: Path, stage: str, model_name: str, result: FinetuneResult) -> None:
+    """Saves a finished stage's model, then its results (the mark that the stage is done), then
+    drops its epoch checkpoints."""
+    result.model.save(staging / model_name)
+    write_text_atomic(staging / f"{stage}.json", json.dumps(result.to_json(), indent=2) + "\n")
+    shutil.rmtree(staging / f"backup_{stage}", ignore_errors=True)
+
+
+def _finished_stage(staging: Path, stage: str, model_name: str) -> FinetuneResult | None:
+    """The stage `_keep_stage` saved in `staging`, or None when it did not finish."""
+    record = staging / f"{stage}.json"
+    if not record.is_file():
+        return None
+    if stage == "qat":
+        model = load_qat_model(staging / model_name, compile=False)
+    else:
+        model = keras.models.load_model(staging / model_name, compile=False)
+    return FinetuneResult.from_json(model, json.loads(record.read_text()))
 
 
 def summary(results: dict) -> dict:
