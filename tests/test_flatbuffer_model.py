@@ -37,6 +37,14 @@ def test_compact_writing_gives_the_same_outputs_in_fewer_bytes(converted):
     np.testing.assert_array_equal(run_tflm(stripped, inputs).raw, expected)
 
 
+def test_tflm_run_split_over_processes_gives_the_same_outputs(converted):
+    inputs = _inputs(24, seed=3)
+    expected = run_tflm(converted, inputs)
+    split = run_tflm(converted, inputs, workers=2, min_per_worker=5)
+    np.testing.assert_array_equal(split.raw, expected.raw)
+    np.testing.assert_array_equal(split.logits, expected.logits)
+
+
 def test_buffers_are_shared_and_names_kept_only_on_inputs_and_outputs(converted):
     original = load_model(converted)
     model = load_model(rewrite_compactly(converted))

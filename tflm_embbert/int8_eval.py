@@ -23,6 +23,7 @@ A float model gets `rewrites.export_rewrites` first (a QAT model already had the
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -141,7 +142,7 @@ def int8_under_tflm(
     progress(f"int8: {report.summary()}")
 
     started = time.time()
-    outputs = run_tflm(tflite, test_x)
+    outputs = run_tflm(tflite, test_x, workers=os.cpu_count() or 1)
     scores = outputs.logits[:, 0] if outputs.logits.shape[-1] == 1 else outputs.logits
     test = compute_metrics(task.metric, test_y, scores)
     seconds["tflm_test_run"] = round(time.time() - started, 1)
