@@ -6,10 +6,15 @@ import shutil
 from pathlib import Path
 
 
+def staging_path(out: str | Path) -> Path:
+    """`<out>.tmp`: where `staging_dir` stages `out`."""
+    out = Path(out)
+    return out.with_name(out.name + ".tmp")
+
+
 def staging_dir(out: str | Path) -> Path:
     """An empty `<out>.tmp` folder to write into before `publish` renames it to `out`."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = staging_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp

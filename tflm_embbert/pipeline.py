@@ -25,7 +25,7 @@ from pathlib import Path
 
 from keras_models.backend import keras
 from tflm_embbert.datasets import TaskData
-from tflm_embbert.files import publish, staging_dir, write_text_atomic
+from tflm_embbert.files import publish, staging_dir, staging_path, write_text_atomic
 from tflm_embbert.finetune import FinetuneResult, finetune, load_trained, qat_finetune
 from tflm_embbert.int8_eval import int8_under_tflm
 from tflm_embbert.memory_report import memory_markdown
@@ -184,7 +184,7 @@ def run_pipeline(
 
 def _staging(out, arguments: dict, resume: bool, progress) -> Path:
     """`<out>.tmp`, emptied unless `resume` finds it left by a run with the same arguments."""
-    tmp = Path(out).with_name(Path(out).name + ".tmp")
+    tmp = staging_path(out)
     record = tmp / "arguments.json"
     if resume and record.is_file():
         if json.loads(record.read_text()) == arguments:
