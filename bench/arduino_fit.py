@@ -21,14 +21,13 @@ from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
 from export.library import LibraryRequest, export_library  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.convert import to_int8_tflite  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs, is_qat  # noqa: E402
-from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.rewrites import export_rewrites  # noqa: E402
-from tflm_embbert.tflm_check import measure_arena_bytes  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
+from tflm_embbert.quantize.prepare import load_for_conversion  # noqa: E402
+from tflm_embbert.tflm.check import measure_arena_bytes  # noqa: E402
+from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A Snips classifier .keras (float or QAT).")
@@ -40,9 +39,7 @@ flags.mark_flag_as_required("model")
 
 def main(argv):
     del argv
-    model = load_qat_model(FLAGS.model, compile=False)
-    if not is_qat(model):
-        model = export_rewrites(model)
+    model = load_for_conversion(FLAGS.model)
     task = load_task("snips", paths.SHIPPED_DATA_DIR, seed=0)
     tokenizer = Tokenizer.load(paths.SHIPPED_TOKENIZER_DIR)
     rows = []

@@ -2,9 +2,9 @@
 
     python bench/dense_layout.py --models runs/bench_int8/snips_seed0/qat.keras,...
 
-QAT trains every Dense kernel on one per-tensor int8 grid (tflm_embbert/qat.py); the converter
-by default re-quantizes those kernels per output channel. For each model (the task and L come
-from the results.json beside it) both conversions run the whole test split under the
+QAT trains every Dense kernel on one per-tensor int8 grid (tflm_embbert/quantize/qat.py); the
+converter by default re-quantizes those kernels per output channel. For each model (the task and
+L come from the results.json beside it) both conversions run the whole test split under the
 `tflite_micro` runtime: the task metric, the share of test examples whose int8 class equals
 the QAT Keras model's, and, with the export's lean graph, .tflite bytes and the smallest arena
 at that L and (--arena_lengths) at longer ones.
@@ -21,17 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.convert import to_int8_tflite  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.int8_eval import (  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
+from tflm_embbert.quantize.qat import load_qat_model  # noqa: E402
+from tflm_embbert.tflm.int8_eval import (  # noqa: E402
     DEFAULT_CHUNK_ROWS,
     calibration_inputs,
     int8_under_tflm,
     smallest_lean,
 )
-from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["runs/bench_int8/snips_seed0/qat.keras"], "QAT .keras models.")

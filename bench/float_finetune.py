@@ -23,10 +23,10 @@ from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
 from keras_models.presets import PRESETS, get_config  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.finetune import finetune  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.training.finetune import finetune  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["snips", "emotion", "sst2"], "Tasks.")

@@ -28,8 +28,8 @@ from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
 from export.tokenizer_data import write_tokenizer_data  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("seconds", 300, "How long libFuzzer runs.")

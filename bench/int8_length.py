@@ -23,14 +23,14 @@ from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
 from keras_models.backend import keras  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.convert import to_int8_tflite  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.finetune import encode  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs  # noqa: E402
-from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.tflm_check import run_tflm  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.encoding import encode  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
+from tflm_embbert.quantize.qat import load_qat_model  # noqa: E402
+from tflm_embbert.tflm.check import run_tflm  # noqa: E402
+from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "runs/bench_int8/emotion_seed0", "A pipeline output folder.")

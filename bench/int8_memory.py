@@ -25,15 +25,16 @@ from absl import app, flags  # noqa: E402
 from bench.common import machine, markdown_table, write_json  # noqa: E402
 from keras_models.backend import keras  # noqa: E402
 from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.convert import check_int8_graph, to_int8_tflite  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs  # noqa: E402
-from tflm_embbert.memory_report import memory_report  # noqa: E402
-from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.rewrites import export_rewrites, trained_parameters  # noqa: E402
-from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.graph.int8_check import check_int8_graph  # noqa: E402
+from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
+from tflm_embbert.quantize.qat import load_qat_model  # noqa: E402
+from tflm_embbert.quantize.rewrites import export_rewrites, trained_parameters  # noqa: E402
+from tflm_embbert.tflm.check import invoke_ms, measure_arena_bytes  # noqa: E402
+from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
+from tflm_embbert.tflm.memory_report import memory_report  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["64", "128", "256"], "Sequence lengths.")

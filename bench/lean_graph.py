@@ -1,4 +1,4 @@
-"""Memory-lean int8 graph (tflm_embbert.lean_graph) per variant and length, under TFLM.
+"""Memory-lean int8 graph (tflm_embbert.graph.lean_graph) per variant and length, under TFLM.
 
     python bench/lean_graph.py --model runs/bench_int8/snips_seed0/qat.keras --lengths 64,128,256
 
@@ -23,18 +23,18 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.convert import inspect_tflite, to_int8_tflite  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.finetune import encode  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs, is_qat  # noqa: E402
-from tflm_embbert.lean_graph import LeanOptions, lean_tflite  # noqa: E402
-from tflm_embbert.macs import count_macs  # noqa: E402
-from tflm_embbert.memory_plan import with_offline_plan  # noqa: E402
-from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.rewrites import export_rewrites  # noqa: E402
-from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.encoding import encode  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.graph.flatbuffer import inspect_tflite  # noqa: E402
+from tflm_embbert.graph.lean_graph import LeanOptions, lean_tflite  # noqa: E402
+from tflm_embbert.graph.macs import count_macs  # noqa: E402
+from tflm_embbert.graph.memory_plan import with_offline_plan  # noqa: E402
+from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
+from tflm_embbert.quantize.prepare import load_for_conversion  # noqa: E402
+from tflm_embbert.tflm.check import invoke_ms, measure_arena_bytes, run_tflm  # noqa: E402
+from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "runs/bench_int8/snips_seed0/qat.keras", "Float or QAT .keras.")
@@ -99,9 +99,7 @@ def main(argv):
     del argv
     data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
     model_path = Path(FLAGS.model)
-    model = load_qat_model(model_path, compile=False)
-    if not is_qat(model):
-        model = export_rewrites(model)
+    model = load_for_conversion(model_path)
     tokenizer = Tokenizer.load(model_path.parent)
     task = load_task(FLAGS.task, data_dir, seed=0)
     rows = []

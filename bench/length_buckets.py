@@ -15,14 +15,14 @@ single graph, measured arena per bucket (the library reserves the largest, with 
 bucket and their mean over the test split against the single graph, the converter's graph, and
 (for shorter L) the single L=256 graph. Writes <out>/results.json.
 
---study graphs: the graph-level study (`length_buckets.bucketed_model`, IF dispatch and
-`bucket_entries`), one conversion per bucket length (calibrated on the task's training sentences
-at that length); the longest length is the full graph. Per bucket set (--buckets, plus each of
---subsets):
-- the dispatching model (`bucketed_model`: subgraph 0 picks the shortest bucket through TFLM IF
+--study graphs: the graph-level study (bench/bucket_dispatch.py's IF-dispatching model against the
+shipped `bucket_model_array`), one conversion per bucket length (calibrated on the task's training
+sentences at that length); the longest length is the full graph. Per bucket set (--buckets, plus
+each of --subsets):
+- the dispatching model (`dispatching_model`: subgraph 0 picks the shortest bucket through TFLM IF
   ops) run under the TFLM runtime on every test example encoded at the full length, against the
   full graph alone: largest int8 logit difference (LSB) and class agreement; the buckets chosen;
-- .tflite bytes of the dispatching model and of the multi-root blob (`bucket_entries`: one model
+- .tflite bytes of the dispatching model and of the multi-root blob (`bucket_model_array`: one model
   per bucket, no dispatcher) against the full graph;
 - mean MACs per example (`count_macs` of the chosen bucket's subgraph) / MACs of the full graph;
 - the arena (smallest that runs; planned head + persistent tail) of the dispatching model and of
@@ -60,7 +60,7 @@ flags.DEFINE_enum(
     "rewrite",
     "none",
     ["none", "lean"],
-    "Per-bucket rewrite: lean = tflm_embbert.lean_graph.lean_subgraph (default options).",
+    "Per-bucket rewrite: lean = tflm_embbert.graph.lean_graph.lean_subgraph (default options).",
 )
 flags.DEFINE_string("out", "bench/results/length_buckets", "Result folder.")
 flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating each length.")
@@ -75,17 +75,15 @@ flags.DEFINE_bool(
 
 def _convert_all(lengths):
     from keras_models.backend import keras  # noqa: F401  (TF_USE_LEGACY_KERAS before tfmot)
-    from tflm_embbert import paths
-    from tflm_embbert.convert import check_int8_graph, to_int8_tflite
-    from tflm_embbert.datasets import load_task
-    from tflm_embbert.int8_eval import calibration_inputs, is_qat
-    from tflm_embbert.qat import load_qat_model
-    from tflm_embbert.rewrites import export_rewrites
-    from tflm_embbert.tokenizer import Tokenizer
+    from tflm_embbert.common import paths
+    from tflm_embbert.data.datasets import load_task
+    from tflm_embbert.data.tokenizer import Tokenizer
+    from tflm_embbert.graph.int8_check import check_int8_graph
+    from tflm_embbert.quantize.convert import to_int8_tflite
+    from tflm_embbert.quantize.prepare import load_for_conversion
+    from tflm_embbert.tflm.int8_eval import calibration_inputs
 
-    model = load_qat_model(FLAGS.model, compile=False)
-    if not is_qat(model):
-        model = export_rewrites(model)
+    model = load_for_conversion(FLAGS.model)
     tokenizer = Tokenizer.load(FLAGS.tokenizer or Path(FLAGS.model).parent)
     task = load_task(FLAGS.task, FLAGS.data_dir or paths.shared_data_dir(), seed=0)
     graphs = {}
@@ -101,7 +99,7 @@ def _convert_all(lengths):
 
 def _rewrite():
     if FLAGS.rewrite == "lean":
-        from tflm_embbert.lean_graph import lean_subgraph
+        from tflm_embbert.graph.lean_graph import lean_subgraph
 
         return lean_subgraph
     return None
@@ -111,21 +109,23 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
     """Every measurement of one bucket set (lengths ascending, the last = the full graph)."""
     import numpy as np
 
-    from tflm_embbert import length_buckets as lb
-    from tflm_embbert.macs import count_macs
-    from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm
+    from bench import bucket_dispatch as dispatch
+    from tflm_embbert.graph import flatbuffer as fb
+    from tflm_embbert.graph import length_buckets as lb
+    from tflm_embbert.graph.macs import count_macs
+    from tflm_embbert.tflm.check import invoke_ms, measure_arena_bytes, run_tflm
 
     full = graphs[lengths[-1]]
     shaped = {length: graphs[length] for length in lengths[:-1]}
     rewrite = _rewrite()
-    model = lb.bucketed_model(full, shaped, rewrite=rewrite)
-    lb.check_bucketed_graph(model)
-    entries, offsets = lb.bucket_entries(full, shaped, rewrite=rewrite)
-    subgraphs = lb.bucket_subgraphs(model)
+    model = dispatch.dispatching_model(full, shaped, rewrite=rewrite)
+    dispatch.check_dispatching_model(model)
+    entries, offsets = lb.bucket_model_array(full, shaped, rewrite=rewrite)
+    subgraphs = dispatch.dispatch_table(model)
     print(f"[{lengths}] running {len(reference)} test examples", flush=True)
     raw = run_tflm(model, test_x).raw
     difference = np.abs(raw.astype(np.int32) - reference.astype(np.int32))
-    chosen = lb.chosen_length(test_x["token_ids"], lengths)
+    chosen = lb.bucket_for(test_x["token_ids"], lengths)
     macs = {length: count_macs(model, subgraph=subgraphs[length])["total"] for length in lengths}
     ratios = np.asarray([macs[length] / full_macs for length in chosen])
     result = {
@@ -136,7 +136,7 @@ def _bucket_set(lengths, graphs, test_x, reference, full_macs, measure_each):
         "chosen": {str(k): int(v) for k, v in sorted(Counter(chosen.tolist()).items())},
         "bytes": {
             "full": len(full),
-            "full_reserialized": len(lb.serialize(lb.bucket_models(full, {}, rewrite)[0])),
+            "full_reserialized": len(fb.serialize(lb.buckets_as_subgraphs(full, {}, rewrite)[0])),
             "dispatching": len(model),
             "entries": len(entries),
         },
@@ -170,9 +170,9 @@ def main(argv):
     del argv
     if FLAGS.study == "export":
         return export_study()
-    from tflm_embbert.finetune import encode
-    from tflm_embbert.macs import count_macs
-    from tflm_embbert.tflm_check import invoke_ms, measure_arena_bytes, run_tflm
+    from tflm_embbert.data.encoding import encode
+    from tflm_embbert.graph.macs import count_macs
+    from tflm_embbert.tflm.check import invoke_ms, measure_arena_bytes, run_tflm
 
     lengths = sorted({int(v) for v in FLAGS.buckets})
     subsets = [sorted({int(v) for v in s.split(",")}) for s in FLAGS.subsets if s]
@@ -247,12 +247,12 @@ def export_study() -> None:
     from export.library import ARENA_EXTRA_BYTES, DEFAULT_ARENA_MARGIN
     from export.tokenizer_data import write_tokenizer_data
     from keras_models.backend import keras  # noqa: F401  (TF_USE_LEGACY_KERAS before tfmot)
-    from tflm_embbert import paths
-    from tflm_embbert.datasets import load_task
-    from tflm_embbert.finetune import encode
-    from tflm_embbert.int8_eval import int8_under_tflm
-    from tflm_embbert.qat import load_qat_model
-    from tflm_embbert.tokenizer import Tokenizer
+    from tflm_embbert.common import paths
+    from tflm_embbert.data.datasets import load_task
+    from tflm_embbert.data.encoding import encode
+    from tflm_embbert.data.tokenizer import Tokenizer
+    from tflm_embbert.quantize.qat import load_qat_model
+    from tflm_embbert.tflm.int8_eval import int8_under_tflm
 
     model = load_qat_model(FLAGS.model, compile=False)
     tokenizer = Tokenizer.load(FLAGS.tokenizer or Path(FLAGS.model).parent)
@@ -334,8 +334,8 @@ def _every_fitting_example(built, single, tokenizer, task, seq_len) -> dict:
     single graph: {length: {"examples": n, "max_lsb": m}}."""
     import numpy as np
 
-    from tflm_embbert.finetune import encode
-    from tflm_embbert.tflm_check import run_tflm
+    from tflm_embbert.data.encoding import encode
+    from tflm_embbert.tflm.check import run_tflm
 
     test_x, _ = encode(tokenizer, task.test, seq_len)
     reference = run_tflm(single, test_x).raw.astype(np.int32)
@@ -454,7 +454,8 @@ def export_markdown(results: dict) -> str:
         "offset 0) sharing every weight buffer; each shorter bucket keeps the lean variant with "
         "the smallest measured arena. Arena: the smallest that allocates and invokes under the "
         "`tflite_micro` runtime (x86 reference kernels, 64-bit); the library reserves the largest "
-        "bucket's + 10% + 2 KiB. MACs: `tflm_embbert.macs` (matmuls and convolutions) of each "
+        "bucket's + 10% + 2 KiB. MACs: `tflm_embbert.graph.macs` (matmuls and convolutions) of "
+        "each "
         "root; the mean is over the test split, each example on the bucket it chooses. The Nano "
         "33 BLE check is `export.boards.fit`, the export's own: flash = model array + tokenizer "
         "tables + 164 KiB code baseline, RAM = kArenaBytes + buffers + 61 KiB baseline. "
@@ -529,7 +530,7 @@ def report(results: dict) -> str:
         "subgraph, so its arena holds the largest bucket's planned buffers plus the persistent "
         "data of all of them. The multi-root blob holds one complete model per bucket sharing "
         "the weights; the caller picks the bucket, and the arena is that bucket's alone (the "
-        "'arena alone' column). MACs: matmuls and convolutions (`tflm_embbert.macs`). Invoke "
+        "'arena alone' column). MACs: matmuls and convolutions (`tflm_embbert.graph.macs`). Invoke "
         "times: median host time over the bucket's examples (over all test examples, cut to "
         "the bucket's length, when none chose it); host timings on a shared 2-core machine are "
         "noisy. Command: `python bench/length_buckets.py --study graphs --model ...`.\n"

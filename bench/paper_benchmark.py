@@ -10,7 +10,7 @@ AdamW wd 0.05, up to --epochs, early stop after 3 epochs without gain) -> QAT fi
 (up to --qat_epochs at lr 2e-5, best validation epoch) -> full-integer .tflite -> the whole test
 split (GLUE: dev) run example by example under the `tflite_micro` runtime -> arena bisected to
 the smallest that runs. On top of the pipeline a cell records the MACs per inference
-(`tflm_embbert.macs.count_macs`) and the host TFLM invoke time (`tflm_check.invoke_ms`).
+(`tflm_embbert.graph.macs.count_macs`) and the host TFLM invoke time (`tflm_check.invoke_ms`).
 
 Models: `embbert` is fine-tuned from the shipped pretrained backbone (3 seeds). The baselines
 (`bert_2mb`, `nanobert`, `embedder`, `embedder_conv`) have no pretrained backbone here (pretraining
@@ -21,7 +21,7 @@ shipped tokenizer's recipe (same corpus and task train texts) into --tokenizers_
 
 Sequence length per task (and tokenizer): the --seq_len_percentile of the token lengths of the
 task's whole official train split ([CLS]/[SEP] included), rounded up to a multiple of 16 and capped
-at --max_seq_len (`tflm_embbert.finetune.auto_seq_len`).
+at --max_seq_len (`tflm_embbert.training.finetune.auto_seq_len`).
 
 Resumable: a finished cell is <out>/cells/<task>__<model>__s<seed>.json and is never recomputed;
 a cell interrupted mid-way (a session ending inside a multi-hour bert_2mb cell) continues from its
@@ -55,8 +55,8 @@ from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
 from keras_models.presets import PRESETS  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.datasets import TASKS  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import TASKS  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -340,13 +340,13 @@ def tokenizer_dir_for(settings: Settings, vocab_size: int) -> Path:
     """The shipped tokenizer for its vocabulary size; otherwise <tokenizers_dir>/wordpiece<V>,
     trained with the shipped tokenizer's recipe (pretraining corpus + task train texts,
     min pair frequency 2) when missing."""
-    from tflm_embbert.tokenizer import Tokenizer
+    from tflm_embbert.data.tokenizer import Tokenizer
 
     if Tokenizer.load(settings.backbone).vocab_size == vocab_size:
         return settings.backbone
     folder = settings.tokenizers_dir / f"wordpiece{vocab_size}"
     if not (folder / "vocab.txt").exists():
-        from tflm_embbert.corpus import DEFAULT_TASK_TEXTS, corpus_texts
+        from tflm_embbert.data.corpus import DEFAULT_TASK_TEXTS, corpus_texts
 
         print(f"training a {vocab_size}-token WordPiece tokenizer into {folder}", flush=True)
         texts = corpus_texts(
@@ -360,7 +360,7 @@ def choose_seq_len(tokenizer, task, percentile: float, cap: int) -> int:
     """L for a task: the `percentile` of its whole official train split's token lengths (the
     validation slice included, so L does not depend on the seed), rounded up to a multiple of 16,
     capped at `cap`. Never looks at the test split."""
-    from tflm_embbert.finetune import auto_seq_len
+    from tflm_embbert.data.encoding import auto_seq_len
 
     return auto_seq_len(tokenizer, task.train + task.validation, percentile=percentile, cap=cap)
 
@@ -369,12 +369,12 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
     """Runs one cell (see the module docstring) and returns its JSON-ready results."""
     from keras_models.backend import keras
     from keras_models.presets import get_config
-    from tflm_embbert.datasets import load_task
-    from tflm_embbert.finetune import encode
-    from tflm_embbert.macs import count_macs
+    from tflm_embbert.data.datasets import load_task
+    from tflm_embbert.data.encoding import encode
+    from tflm_embbert.data.tokenizer import Tokenizer
+    from tflm_embbert.graph.macs import count_macs
     from tflm_embbert.pipeline import run_pipeline
-    from tflm_embbert.tflm_check import invoke_ms
-    from tflm_embbert.tokenizer import Tokenizer
+    from tflm_embbert.tflm.check import invoke_ms
 
     spec = MODELS[cell.model]
     config = None if spec.pretrained else get_config(spec.preset)
@@ -702,10 +702,11 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "GLUE's).\n"
         "- Memory is measured: flash = .tflite bytes, RAM = the smallest TFLM arena that "
         "allocates and invokes. MMACs: multiply-accumulates per inference in matmuls and "
-        "convolutions (`tflm_embbert.macs`). Host TFLM ms: median `invoke()` on this x86 host "
+        "convolutions (`tflm_embbert.graph.macs`). Host TFLM ms: median `invoke()` on this x86 "
+        "host "
         "(reference kernels), not a board figure. The int8 graph is the one "
-        "`tflm_embbert.int8_eval.int8_under_tflm` deploys: since the memory-lean rewrite "
-        "(`tflm_embbert.lean_graph`, exact) it is that rewrite with the row-chunk size whose "
+        "`tflm_embbert.tflm.int8_eval.int8_under_tflm` deploys: since the memory-lean rewrite "
+        "(`tflm_embbert.graph.lean_graph`, exact) it is that rewrite with the row-chunk size whose "
         "arena is smallest (per cell: column `int8 graph` below).\n"
         "- .tflite and arena bytes are those of the code that ran the cell (column `code (date)` "
         "below; cells from before commits were recorded show only their date). The exporter got "

@@ -31,18 +31,18 @@ from absl import app, flags  # noqa: E402
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
-from tflm_embbert.convert import to_int8_tflite  # noqa: E402
-from tflm_embbert.datasets import load_task  # noqa: E402
-from tflm_embbert.finetune import encode  # noqa: E402
-from tflm_embbert.flatbuffer_model import data_of, load_model, op_code_index, serialize  # noqa: E402
-from tflm_embbert.int8_eval import calibration_inputs  # noqa: E402
-from tflm_embbert.lean_graph import LeanOptions, lean_tflite  # noqa: E402
-from tflm_embbert.length_buckets import canonicalize  # noqa: E402
-from tflm_embbert.memory_plan import with_offline_plan  # noqa: E402
-from tflm_embbert.qat import load_qat_model  # noqa: E402
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm  # noqa: E402
-from tflm_embbert.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.data.datasets import load_task  # noqa: E402
+from tflm_embbert.data.encoding import encode  # noqa: E402
+from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
+from tflm_embbert.graph.flatbuffer import data_of, load_model, op_code_index, serialize  # noqa: E402
+from tflm_embbert.graph.lean_graph import LeanOptions, lean_tflite  # noqa: E402
+from tflm_embbert.graph.length_buckets import canonicalize  # noqa: E402
+from tflm_embbert.graph.memory_plan import with_offline_plan  # noqa: E402
+from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
+from tflm_embbert.quantize.qat import load_qat_model  # noqa: E402
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm  # noqa: E402
+from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "runs/bench_int8/snips_seed0/qat.keras", "QAT .keras model.")

@@ -1,7 +1,7 @@
 """Report of a pretraining run from its own records (summary.json + log.csv).
 
     python bench/pretrain_report.py                       # the shipped embbert backbone
-    python bench/pretrain_report.py --run runs/pretrain   # any run folder of tflm_embbert.pretrain
+    python bench/pretrain_report.py --run runs/pretrain   # any pretraining run folder
 
 The figures (steps, tokens seen, wall time, tokens/s, held-out MLM accuracy) are the ones the
 pretraining command measured and logged while it ran; this script only gathers them.
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from bench.common import markdown_table, write_json  # noqa: E402
-from tflm_embbert import paths  # noqa: E402
+from tflm_embbert.common import paths  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", str(paths.SHIPPED_BACKBONE_DIR), "Run or exported backbone folder.")

@@ -23,7 +23,7 @@ from bench.common import machine, markdown_table, write_json  # noqa: E402
 from keras_models.backend import keras, tf  # noqa: E402
 from keras_models.models import build_classifier  # noqa: E402
 from keras_models.presets import PRESETS, get_config  # noqa: E402
-from tflm_embbert.schedules import adamw  # noqa: E402
+from tflm_embbert.training.schedules import adamw  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "embbert", list(PRESETS), "Preset.")

@@ -1,9 +1,9 @@
 """Length buckets for the exported library: one model array, one model per sequence length.
 
 Padded keys are masked and EmbBERT's conv branch is causal, so the [CLS] logits for n real tokens
-are the same at any length >= n (`tflm_embbert.length_buckets`). `build_buckets` turns the
+are the same at any length >= n (`tflm_embbert.graph.length_buckets`). `build_buckets` turns the
 exported full-length int8 graph into one byte array holding a complete model per bucket length
-(`length_buckets.bucket_entries`: flatbuffer roots at 16-byte aligned offsets, the full model at
+(`length_buckets.bucket_model_array`: flatbuffer roots at 16-byte aligned offsets, the full model at
 offset 0, every weight buffer stored once), which the generated C++ picks from per input:
 `tflite::GetModel(model_data + offset)` of the shortest bucket holding the tokens.
 
@@ -15,7 +15,7 @@ offset 0, every weight buffer stored once), which the generated C++ picks from p
 2. Per shorter bucket, the lean rewrite (`int8_eval.smallest_lean`: row chunks, and the offline
    memory plan where the exported graph has one) is kept where it lowers that bucket's measured
    arena; the full bucket keeps the exported graph's choice. Each root carries its own plan.
-3. Every bucket runs under the TFLM runtime: each test example on the bucket `chosen_length`
+3. Every bucket runs under the TFLM runtime: each test example on the bucket `bucket_for`
    picks, plus the longest test examples that fit each bucket (so a bucket that no example chose
    is still run). Its int8 logits must equal the exported full graph's exactly (0 LSB), else
    `BucketError` (one line).
@@ -32,16 +32,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflm_embbert import length_buckets as lb
-from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
-from tflm_embbert.datasets import TaskData
-from tflm_embbert.finetune import encode
-from tflm_embbert.int8_eval import DEFAULT_CHUNK_ROWS, calibration_inputs, is_qat, smallest_lean
-from tflm_embbert.lean_graph import LeanOptions, lean_subgraph, lean_tflite
-from tflm_embbert.macs import count_macs
-from tflm_embbert.rewrites import export_rewrites
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.data.encoding import encode
+from tflm_embbert.data.examples import TaskData
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.graph import length_buckets as lb
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.graph.int8_check import check_int8_graph
+from tflm_embbert.graph.lean_graph import LeanOptions, lean_subgraph, lean_tflite
+from tflm_embbert.graph.macs import count_macs
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.quantize.prepare import prepare_for_conversion
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
+from tflm_embbert.tflm.int8_eval import DEFAULT_CHUNK_ROWS, calibration_inputs, smallest_lean
 
 SMALLEST_DEFAULT = 16  # the default buckets: powers of two from this one up to L
 VERIFY_LONGEST = 8  # per bucket, also run the longest test examples that fit it
@@ -156,8 +158,7 @@ def build_buckets(
     if len(lengths) < 2 or lengths[-1] != seq_len or sorted(set(lengths)) != list(lengths):
         raise BucketError(f"length buckets: expected increasing lengths ending with {seq_len}")
     started = time.time()
-    if not is_qat(model):
-        model = export_rewrites(model)
+    model = prepare_for_conversion(model)
 
     def convert(length: int) -> bytes:
         calibration = calibration_inputs(tokenizer, task, length, calibration_examples, seed)
@@ -183,7 +184,7 @@ def build_buckets(
     }
     for length in lengths[:-1]:
         try:
-            alone = lb.bucket_graph(straight, shaped[length])
+            alone = lb.graph_at_length(straight, shaped[length])
         except ValueError as error:
             raise BucketError(f"length buckets: L={length}: {error}") from None
         choices[length] = None
@@ -205,14 +206,14 @@ def build_buckets(
         choice = choices[lb.sequence_length(bucket_model, index)]
         if not (choice and choice.get("offline_plan")):
             return {}
-        from tflm_embbert import memory_plan
+        from tflm_embbert.graph import memory_plan
 
         plan = memory_plan.plan(bucket_model, index)
         values = np.asarray([1, 0, len(plan.offsets), *plan.offsets], dtype="<i4")
         return {memory_plan.METADATA_NAME.decode(): values.tobytes()}
 
     try:
-        data, offset_of = lb.bucket_entries(straight, shaped, rewrite, root_metadata)
+        data, offset_of = lb.bucket_model_array(straight, shaped, rewrite, root_metadata)
     except ValueError as error:
         raise BucketError(f"length buckets: {error}") from None
     offsets = [offset_of[length] for length in lengths]
@@ -297,7 +298,7 @@ def rebuild(straight: bytes, choice: dict | None) -> bytes:
     options = lean_options(choice)
     graph = straight if options is None else lean_tflite(straight, options)
     if choice and choice.get("offline_plan"):
-        from tflm_embbert.memory_plan import with_offline_plan
+        from tflm_embbert.graph.memory_plan import with_offline_plan
 
         graph = with_offline_plan(graph)[0]
     return graph
@@ -360,7 +361,7 @@ def verify_buckets(
     test_x, _ = encode(tokenizer, task.test, seq_len)
     say(f"length buckets: the full graph and every bucket on {len(task.test)} test examples")
     reference = run_tflm(single, test_x).raw.astype(np.int32)
-    chosen = lb.chosen_length(test_x["token_ids"], lengths)
+    chosen = lb.bucket_for(test_x["token_ids"], lengths)
     real = (test_x["token_ids"] != lb.PAD_ID).sum(1)
     examples = {}
     for length in lengths:

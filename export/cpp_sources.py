@@ -9,8 +9,8 @@ import re
 from string import Template
 
 from export.tflm_profiles import add_method
-from tflm_embbert.convert import TFLiteReport
-from tflm_embbert.paths import REPO_ROOT
+from tflm_embbert.common.paths import REPO_ROOT
+from tflm_embbert.graph.flatbuffer import TFLiteReport
 
 TEMPLATES_DIR = REPO_ROOT / "arduino" / "templates"
 ARDUINO_SRC_DIR = REPO_ROOT / "arduino" / "src"
@@ -157,7 +157,7 @@ constexpr size_t kBucketOffsets[kNumBuckets] = {{{", ".join(map(str, offsets))}}
 constexpr size_t kBucketArenaMeasuredBytes[kNumBuckets] = {{{", ".join(map(str, arenas))}}};
 
 // The bucket for an input of `tokens` ids ([CLS] pieces [SEP], padding excluded): the shortest
-// that holds them, else the last. As tflm_embbert.length_buckets.chosen_length picks it.
+// that holds them, else the last. As tflm_embbert.graph.length_buckets.bucket_for picks it.
 static inline int BucketFor(int tokens) {{
   for (int b = 0; b + 1 < kNumBuckets; ++b) {{
     if (tokens <= kBucketLengths[b]) return b;

@@ -23,10 +23,10 @@ from absl import app, flags
 
 from export import buckets
 from export.library import LibraryRequest, export_library
-from tflm_embbert import paths
-from tflm_embbert.datasets import load_task
+from tflm_embbert.common import paths
+from tflm_embbert.data.datasets import load_task
+from tflm_embbert.data.tokenizer import Tokenizer
 from tflm_embbert.pipeline import run_pipeline, summary
-from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/demo", "Output folder.")
@@ -119,7 +119,7 @@ def _buckets(task, tokenizer, results, out: Path, single: bytes):
         raise app.UsageError(str(error)) from None
     if not lengths:
         return None, {"length_buckets": buckets.off_note(FLAGS.length_buckets, seq_len)}
-    from tflm_embbert.qat import load_qat_model
+    from tflm_embbert.quantize.qat import load_qat_model
 
     deployed = out / ("qat.keras" if (out / "qat.keras").is_file() else "model.keras")
     bucketed, note = buckets.build_or_fall_back(

@@ -8,9 +8,9 @@ The model may be float (post-training int8) or QAT (its trained ranges are kept)
 the one saved beside it (vocab.txt), else --tokenizer, else the shipped one. The task's data
 calibrates the int8 ranges (training examples) and scores the int8 model under the TFLM runtime
 (the test split); the labels become the library's labels. Conversion, the int8 check and the TFLM
-run are those of the training pipeline (tflm_embbert.int8_eval); the length buckets (on by default:
-powers of two from 16 below L, then L) are export.buckets', checked bit for bit against the full
-graph on the test split; the library and its checks are export.library's. Writes --out (see
+run are those of the training pipeline (tflm_embbert.tflm.int8_eval); the length buckets (on by
+default: powers of two from 16 below L, then L) are export.buckets', checked bit for bit against
+the full graph on the test split; the library and its checks are export.library's. Writes --out (see
 export.library), staged and renamed when complete.
 """
 
@@ -25,11 +25,11 @@ from absl import app, flags
 
 from export import boards, buckets, cpp_sources, tflm_profiles
 from export.library import DEFAULT_ARENA_MARGIN, DEFAULT_URL, LibraryRequest, export_library
-from tflm_embbert import paths
-from tflm_embbert.data_flags import load_data
-from tflm_embbert.finetune import auto_seq_len
-from tflm_embbert.int8_eval import DEFAULT_CHUNK_ROWS, int8_under_tflm
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.common import paths
+from tflm_embbert.data.encoding import auto_seq_len
+from tflm_embbert.data.flags import load_data
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.tflm.int8_eval import DEFAULT_CHUNK_ROWS, int8_under_tflm
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Trained classifier: a float or QAT .keras file.")
@@ -66,7 +66,7 @@ flags.DEFINE_bool(
     True,
     "Memory-lean graph (exact: same int8 outputs, checked on the test split): pre-transposed "
     "attention values, [CLS]-only last layer, optional row chunks, a per-key mask bias "
-    "(tflm_embbert/lean_graph.py).",
+    "(tflm_embbert/graph/lean_graph.py).",
 )
 flags.DEFINE_bool(
     "mask_bias",
@@ -144,7 +144,7 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 
-    from tflm_embbert.qat import load_qat_model  # TF import only once the flags are valid
+    from tflm_embbert.quantize.qat import load_qat_model  # TF import only once the flags are valid
 
     _say(f"[1/3] {model_path}: int8 conversion (L={seq_len}) + {task.name} test split under TFLM")
     model = load_qat_model(model_path, compile=False)

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 
 from export import boards, cpp_sources, tflm_profiles, tflm_tree
 from export.tokenizer_data import write_tokenizer_data
-from tflm_embbert.convert import check_int8_graph
-from tflm_embbert.files import publish, staging_dir
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.common.files import publish, staging_dir
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.graph.int8_check import check_int8_graph
 
 if TYPE_CHECKING:
     from export.buckets import LengthBuckets

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflm_embbert.convert import TFLM_INT8_OPS
+from tflm_embbert.graph.int8_check import TFLM_INT8_OPS
 
 
 class ExportError(ValueError):

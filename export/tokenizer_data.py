@@ -31,7 +31,7 @@ from pathlib import Path
 import tokenizers
 from tokenizers import PreTokenizedString, normalizers, pre_tokenizers
 
-from tflm_embbert.tokenizer import CLS_ID, PAD_ID, SEP_ID, UNK_ID, Tokenizer
+from tflm_embbert.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, UNK_ID, Tokenizer
 
 HEADER, SOURCE = "embbert_tokenizer_data.h", "embbert_tokenizer_data.cpp"
 BLOCK_SIZE = 16  # keys per front-coded block

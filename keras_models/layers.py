@@ -248,7 +248,7 @@ class WeightedDifference(keras.layers.Layer):
     """exp(<lq1, lk1>) * a - exp(<lq2, lk2>) * b with four learned d-vectors, N(0, init_std^2).
 
     folded=True: a - b, no weights; the two factors already live in the layers that made a and b
-    (an export-time fold, see tflm_embbert.rewrites).
+    (an export-time fold, see tflm_embbert.quantize.rewrites).
     """
 
     def __init__(self, init_std: float = 0.1, folded: bool = False, **kwargs):
@@ -296,7 +296,7 @@ class EmbBERTBlock(keras.layers.Layer):
     """lambda1 * EfficientAttention(x) - lambda2 * CausalConvBranch(x); x is the normed input.
 
     folded=True: the export form, where lambda1 and lambda2 already live in Wo/bo and Wc/bc
-    (tflm_embbert.rewrites.fold_constants); same outputs, no lambda weights or multiplies.
+    (tflm_embbert.quantize.rewrites.fold_constants); same outputs, no lambda weights or multiplies.
     """
 
     def __init__(

@@ -27,7 +27,7 @@ def tiny_corpus(lines: int = 400, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from tflm_embbert.tokenizer import Tokenizer
+    from tflm_embbert.data.tokenizer import Tokenizer
 
     return Tokenizer.train(tiny_corpus(), vocab_size=120)
 

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import pytest
 
 from export.tokenizer_data import build_tables, write_tokenizer_data
-from tflm_embbert import paths
-from tflm_embbert.tokenizer import Tokenizer, TokenizerConfig
+from tflm_embbert.common import paths
+from tflm_embbert.data.tokenizer import Tokenizer, TokenizerConfig
 
 GXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ not installed (needed to build C++)")

@@ -1,4 +1,4 @@
-"""Tests for tflm_embbert.datasets.
+"""Tests for tflm_embbert.data.datasets.
 
 Tiny fixture files (one per format, malformed ones included) are written into tmp_path; the
 real-data tests at the end load every dataset of shared/data and check split sizes and label
@@ -18,16 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tflm_embbert.datasets import (
-    CYBERBULLYING_LABELS,
-    TASKS,
-    DataFormatError,
-    Example,
-    load_generic,
-    load_task,
-    split_train_validation,
-    task_texts,
-)
+from tflm_embbert.data.datasets import CYBERBULLYING_LABELS, TASKS, load_task, task_texts
+from tflm_embbert.data.examples import DataFormatError, Example, split_train_validation
+from tflm_embbert.data.user_files import load_generic
 
 DATA_DIR = Path(
     os.environ.get("EMBBERT_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -407,7 +400,7 @@ def test_task_texts_reads_train_only(tmp_path):
 
 
 def test_module_does_not_import_tensorflow():
-    code = "import sys, tflm_embbert.datasets; print('tensorflow' in sys.modules)"
+    code = "import sys, tflm_embbert.data.datasets; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import subprocess_env
-from tflm_embbert import paths
+from tflm_embbert.common import paths
 
 
 @pytest.mark.skipif(

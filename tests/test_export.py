@@ -17,10 +17,11 @@ from export.tflm_profiles import ExportError, add_method
 from keras_models.backend import keras
 from keras_models.models import build_classifier
 from tests.conftest import WORDS, subprocess_env, tiny_config
-from tflm_embbert.convert import inspect_tflite, to_int8_tflite
-from tflm_embbert.datasets import Example
-from tflm_embbert.finetune import encode
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+from tflm_embbert.data.encoding import encode
+from tflm_embbert.data.examples import Example
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
 
 SEQ_LEN = 16
 LABELS = ["weather", "music", "naïve \"quoted\" label"]
@@ -327,10 +328,10 @@ def test_export_tflite_command(tiny_tokenizer, tiny_tokenizer_dir, tmp_path):
 
 _TAMPERED_EXPORT = """
 import sys
-from tflm_embbert import length_buckets as lb
+from tflm_embbert.graph import length_buckets as lb
 from tests.test_length_buckets import _perturb_bucket
 
-original = lb.bucket_entries
+original = lb.bucket_model_array
 
 
 def tampered(full, shaped, rewrite=None, root_metadata=None):
@@ -344,7 +345,7 @@ def tampered(full, shaped, rewrite=None, root_metadata=None):
     return original(full, shaped, both, root_metadata)
 
 
-lb.bucket_entries = tampered
+lb.bucket_model_array = tampered
 from export.export_tflite import run
 
 sys.argv = ["export_tflite", *sys.argv[1:]]
@@ -372,8 +373,8 @@ def bucketed(tiny_tokenizer, tmp_path_factory):
     """A tiny classifier through int8_under_tflm and export.buckets (8/16), written as a
     library."""
     from export import buckets
-    from tflm_embbert.datasets import TaskData
-    from tflm_embbert.int8_eval import int8_under_tflm
+    from tflm_embbert.data.examples import TaskData
+    from tflm_embbert.tflm.int8_eval import int8_under_tflm
 
     keras.utils.set_random_seed(0)
     model = build_classifier(tiny_config(), len(LABELS))
@@ -393,8 +394,8 @@ def bucketed(tiny_tokenizer, tmp_path_factory):
 def test_int8_under_tflm_checks_the_lean_graph_and_drops_the_mask_bias_on_a_difference(
     tiny_tokenizer, monkeypatch
 ):
-    from tflm_embbert import int8_eval
-    from tflm_embbert.datasets import TaskData
+    from tflm_embbert.data.examples import TaskData
+    from tflm_embbert.tflm import int8_eval
 
     keras.utils.set_random_seed(0)
     model = build_classifier(tiny_config(), len(LABELS))
@@ -517,8 +518,8 @@ int main() {
 @pytest.mark.skipif(GXX is None, reason="g++ not installed")
 def test_cpp_bucket_choice_matches_chosen_length(bucketed, tiny_tokenizer, tmp_path):
     """The generated BucketFor on the C++ tokenizer's count picks what
-    length_buckets.chosen_length picks on the Python token ids."""
-    from tflm_embbert import length_buckets as lb
+    length_buckets.bucket_for picks on the Python token ids."""
+    from tflm_embbert.graph import length_buckets as lb
 
     src = bucketed["folder"] / "src"
     main = tmp_path / "choice.cpp"
@@ -536,7 +537,7 @@ def test_cpp_bucket_choice_matches_chosen_length(bucketed, tiny_tokenizer, tmp_p
                          text=True, check=True).stdout.split("\n")[:-1]
     ids, _ = tiny_tokenizer.encode_batch(texts, seq_len=SEQ_LEN)
     ids = np.asarray(ids)
-    expected = lb.chosen_length(ids, BUCKETS)
+    expected = lb.bucket_for(ids, BUCKETS)
     got = np.asarray([[int(v) for v in row.split()] for row in ran])
     np.testing.assert_array_equal(got[:, 0], (ids != 0).sum(1))
     np.testing.assert_array_equal(got[:, 1], expected)

@@ -6,9 +6,9 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
-from tflm_embbert.convert import to_int8_tflite
-from tflm_embbert.flatbuffer_model import data_of, load_model, rewrite_compactly, serialize
-from tflm_embbert.tflm_check import run_tflm
+from tflm_embbert.graph.flatbuffer import data_of, load_model, rewrite_compactly, serialize
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.tflm.check import run_tflm
 
 SEQ_LEN = 16
 

@@ -6,12 +6,14 @@ import pytest
 
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
-from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
-from tflm_embbert.int8_eval import smallest_lean
-from tflm_embbert.lean_graph import LeanOptions, lean_tflite
-from tflm_embbert.macs import count_macs
-from tflm_embbert.memory_plan import with_offline_plan
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.graph.int8_check import check_int8_graph
+from tflm_embbert.graph.lean_graph import LeanOptions, lean_tflite
+from tflm_embbert.graph.macs import count_macs
+from tflm_embbert.graph.memory_plan import with_offline_plan
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
+from tflm_embbert.tflm.int8_eval import smallest_lean
 
 SEQ_LEN = 32
 HIDDEN = 16
@@ -89,7 +91,7 @@ def test_a_bias_that_does_not_mask_changes_the_outputs(converted):
     """The equality above can fail: padded keys given the bias of real keys are attended to."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-    from tflm_embbert.lean_graph import write_model
+    from tflm_embbert.graph.lean_graph import write_model
 
     straight = converted["embbert", False]
     lean = lean_tflite(straight, LeanOptions(chunk_rows=8), keep_names=True)

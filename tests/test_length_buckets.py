@@ -9,15 +9,17 @@ One tiny float classifier, converted (post-training int8, calibrated at each len
 import numpy as np
 import pytest
 
+from bench import bucket_dispatch as dispatch
 from keras_models.backend import keras
 from keras_models.models import build_classifier
 from tests.conftest import WORDS, tiny_config
-from tflm_embbert import length_buckets as lb
-from tflm_embbert.convert import to_int8_tflite
-from tflm_embbert.datasets import Example
-from tflm_embbert.finetune import encode
-from tflm_embbert.macs import count_macs
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+from tflm_embbert.data.encoding import encode
+from tflm_embbert.data.examples import Example
+from tflm_embbert.graph import flatbuffer as fb
+from tflm_embbert.graph import length_buckets as lb
+from tflm_embbert.graph.macs import count_macs
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
 
 FULL, BUCKETS = 32, (8, 16)
 
@@ -69,18 +71,18 @@ def _lengths(inputs):
 
 @pytest.mark.parametrize("length", BUCKETS)
 def test_bucket_graph_gives_the_full_graphs_logits(graphs, inputs, reference, length):
-    bucket = lb.bucket_graph(graphs[FULL], graphs[length])
+    bucket = lb.graph_at_length(graphs[FULL], graphs[length])
     fits = _lengths(inputs) <= length
     short = {k: v[fits][:, :length] for k, v in inputs.items()}
     np.testing.assert_array_equal(run_tflm(bucket, short).raw, reference[fits])
-    assert lb.sequence_length(lb.load_model(bucket)) == length
+    assert lb.sequence_length(fb.load_model(bucket)) == length
 
 
 def test_bucketed_model_matches_the_full_graph_under_tflm(graphs, inputs, reference):
-    model = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
-    lb.check_bucketed_graph(model)
+    model = dispatch.dispatching_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    dispatch.check_dispatching_model(model)
     np.testing.assert_array_equal(run_tflm(model, inputs).raw, reference)
-    assert sorted(lb.bucket_subgraphs(model)) == sorted(BUCKETS + (FULL,))
+    assert sorted(dispatch.dispatch_table(model)) == sorted(BUCKETS + (FULL,))
 
 
 def _tag_buckets(model, targets):
@@ -98,14 +100,14 @@ def _tag_buckets(model, targets):
             * out.quantization.scale[0]
             / bias_scale
         )
-        weights.buffer = _new_buffer(model, np.zeros(lb._shape(weights), np.int8))
-        bias = lb._tensor(
+        weights.buffer = _new_buffer(model, np.zeros(fb.tensor_shape(weights), np.int8))
+        bias = fb.new_tensor(
             "tag_bias",
-            lb.schema_fb.TensorType.INT32,
-            lb._shape(out)[-1:],
-            _new_buffer(model, np.full(lb._shape(out)[-1:], value, np.int32)),
+            fb.schema_fb.TensorType.INT32,
+            fb.tensor_shape(out)[-1:],
+            _new_buffer(model, np.full(fb.tensor_shape(out)[-1:], value, np.int32)),
         )
-        bias.quantization = lb.schema_fb.QuantizationParametersT()
+        bias.quantization = fb.schema_fb.QuantizationParametersT()
         bias.quantization.scale, bias.quantization.zeroPoint = [bias_scale], [0]
         graph.tensors.append(bias)
         head.inputs = np.asarray([head.inputs[0], head.inputs[1], len(graph.tensors) - 1], np.int32)
@@ -115,7 +117,7 @@ def _tag_buckets(model, targets):
 def _bucket_table(model):
     import json
 
-    entry = next(m for m in model.metadata if m.name == lb.METADATA_NAME.encode())
+    entry = next(m for m in model.metadata if m.name == dispatch.METADATA_NAME.encode())
     table = json.loads(bytes(model.buffers[entry.buffer].data))
     return table["lengths"], table["subgraphs"]
 
@@ -133,10 +135,10 @@ def test_dispatch_runs_the_shortest_bucket_that_holds_the_input(graphs, inputs):
     lengths = BUCKETS + (FULL,)
     targets = {length: -100 + 40 * k for k, length in enumerate(lengths)}
     tagged = _tag_buckets(
-        lb.bucketed_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}), targets
+        dispatch.dispatching_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}), targets
     )
-    ran = run_tflm(lb.serialize(tagged), inputs).raw[:, 0]
-    expected = [targets[length] for length in lb.chosen_length(inputs["token_ids"], lengths)]
+    ran = run_tflm(fb.serialize(tagged), inputs).raw[:, 0]
+    expected = [targets[length] for length in lb.bucket_for(inputs["token_ids"], lengths)]
     np.testing.assert_array_equal(ran, expected)
     real = _lengths(inputs)
     for length in lengths:  # the shortest bucket that holds the input
@@ -147,8 +149,10 @@ def test_dispatch_runs_the_shortest_bucket_that_holds_the_input(graphs, inputs):
 
 
 def test_weights_are_stored_once(graphs):
-    full = lb.load_model(graphs[FULL])
-    bucketed = lb.load_model(lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS}))
+    full = fb.load_model(graphs[FULL])
+    bucketed = fb.load_model(
+        dispatch.dispatching_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    )
 
     def data_bytes(model):
         return sum(len(b.data) for b in model.buffers if b.data is not None)
@@ -157,13 +161,19 @@ def test_weights_are_stored_once(graphs):
     assert 0 <= added <= 512, added  # slice bounds and the bucket table, no weight copies
     buckets = _bucket_table(bucketed)[1]
     full_graph = bucketed.subgraphs[buckets[-1]]
-    weights = {t.buffer for t in full_graph.tensors if lb._quantized(t) and lb._data(bucketed, t)}
+    weights = {
+        t.buffer
+        for t in full_graph.tensors
+        if fb.is_quantized(t) and fb.constant_bytes(bucketed, t)
+    }
     for index in buckets[:-1]:
         graph = bucketed.subgraphs[index]
-        used = {t.buffer for t in graph.tensors if lb._quantized(t) and lb._data(bucketed, t)}
+        used = {
+            t.buffer for t in graph.tensors if fb.is_quantized(t) and fb.constant_bytes(bucketed, t)
+        }
         assert used == weights  # the position table included: a shared prefix
-    raw = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
-    root = lb.schema_fb.Model.GetRootAsModel(raw, 0)
+    raw = dispatch.dispatching_model(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    root = fb.schema_fb.Model.GetRootAsModel(raw, 0)
     for i in range(root.BuffersLength()):
         buffer = root.Buffers(i)
         if buffer.DataLength():
@@ -171,10 +181,10 @@ def test_weights_are_stored_once(graphs):
 
 
 def test_bucket_entries_share_weights_and_run_each_bucket_alone(graphs, inputs, reference):
-    data, offsets = lb.bucket_entries(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    data, offsets = lb.bucket_model_array(graphs[FULL], {b: graphs[b] for b in BUCKETS})
     assert offsets[FULL] == 0 and all(o % 16 == 0 for o in offsets.values())
     assert len(data) < len(graphs[FULL]) + sum(len(graphs[b]) for b in BUCKETS) // 4
-    chosen = lb.chosen_length(inputs["token_ids"], offsets)
+    chosen = lb.bucket_for(inputs["token_ids"], offsets)
     for length, offset in offsets.items():
         rows = chosen == length
         short = {k: v[rows][:, :length] for k, v in inputs.items()}
@@ -188,12 +198,12 @@ def test_topology_mismatch_raises_one_line(graphs, tiny_tokenizer):
     other = build_classifier(tiny_config(num_layers=1), 3)
     calibration, _ = encode(tiny_tokenizer, _sentences(8, seed=0), BUCKETS[0])
     with pytest.raises(ValueError, match=r"^topology differs") as error:
-        lb.bucket_graph(graphs[FULL], to_int8_tflite(other, BUCKETS[0], calibration))
+        lb.graph_at_length(graphs[FULL], to_int8_tflite(other, BUCKETS[0], calibration))
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="exceeds the full graph's length"):
-        lb.bucket_graph(graphs[BUCKETS[0]], graphs[FULL])
+        lb.graph_at_length(graphs[BUCKETS[0]], graphs[FULL])
     with pytest.raises(ValueError, match="is a graph of length"):
-        lb.bucketed_model(graphs[FULL], {12: graphs[BUCKETS[0]]})
+        dispatch.dispatching_model(graphs[FULL], {12: graphs[BUCKETS[0]]})
 
 
 def test_rewrite_hook_sees_every_bucket_once(graphs):
@@ -202,22 +212,24 @@ def test_rewrite_hook_sees_every_bucket_once(graphs):
     def rewrite(model, index):
         seen.append(lb.sequence_length(model, index))
 
-    lb.bucketed_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
+    dispatch.dispatching_model_t(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
     assert seen == list(BUCKETS) + [FULL]
 
 
 def test_lean_rewrite_per_bucket_keeps_the_logits(graphs, inputs, reference):
-    """tflm_embbert.lean_graph's per-subgraph rewrite run on every bucket after assembly."""
-    from tflm_embbert.lean_graph import LeanOptions, lean_subgraph
+    """tflm_embbert.graph.lean_graph's per-subgraph rewrite run on every bucket after assembly."""
+    from tflm_embbert.graph.lean_graph import LeanOptions, lean_subgraph
 
     def rewrite(model, index):
         lean_subgraph(model, index, LeanOptions(chunk_rows=4))
 
-    model = lb.bucketed_model(graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite)
-    lb.check_bucketed_graph(model)
+    model = dispatch.dispatching_model(
+        graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=rewrite
+    )
+    dispatch.check_dispatching_model(model)
     np.testing.assert_array_equal(run_tflm(model, inputs).raw, reference)
-    data, offsets = lb.bucket_entries(graphs[FULL], {BUCKETS[0]: graphs[BUCKETS[0]]}, rewrite)
-    rows = lb.chosen_length(inputs["token_ids"], offsets) == BUCKETS[0]
+    data, offsets = lb.bucket_model_array(graphs[FULL], {BUCKETS[0]: graphs[BUCKETS[0]]}, rewrite)
+    rows = lb.bucket_for(inputs["token_ids"], offsets) == BUCKETS[0]
     short = {k: v[rows][:, : BUCKETS[0]] for k, v in inputs.items()}
     np.testing.assert_array_equal(run_tflm(data[offsets[BUCKETS[0]] :], short).raw, reference[rows])
 
@@ -227,14 +239,18 @@ def test_lean_rewrite_per_bucket_keeps_the_logits(graphs, inputs, reference):
 
 
 def _task():
-    from tflm_embbert.datasets import TaskData
+    from tflm_embbert.data.examples import TaskData
 
     def labelled(examples):
         return [Example(e.text_a, None, i % 3) for i, e in enumerate(examples)]
 
     return TaskData(
-        name="toy", train=labelled(_sentences(48, seed=0)), validation=[],
-        test=labelled(_sentences(40, seed=2)), label_names=["a", "b", "c"], metric="accuracy",
+        name="toy",
+        train=labelled(_sentences(48, seed=0)),
+        validation=[],
+        test=labelled(_sentences(40, seed=2)),
+        label_names=["a", "b", "c"],
+        metric="accuracy",
         test_split="test",
     )
 
@@ -244,18 +260,29 @@ def exported(tiny_tokenizer):
     """int8_under_tflm's graph at L=32 (the lean choice measured, as the export makes it) and
     export.buckets' 8/16/32 model array built from it."""
     from export import buckets
-    from tflm_embbert.int8_eval import int8_under_tflm
+    from tflm_embbert.tflm.int8_eval import int8_under_tflm
 
     keras.utils.set_random_seed(0)
     model = build_classifier(tiny_config(), 3)
     task = _task()
     converted = int8_under_tflm(model, task, tiny_tokenizer, FULL, progress=lambda line: None)
     built = buckets.build_buckets(
-        model, task, tiny_tokenizer, FULL, [*BUCKETS, FULL], converted.tflite, converted.lean,
+        model,
+        task,
+        tiny_tokenizer,
+        FULL,
+        [*BUCKETS, FULL],
+        converted.tflite,
+        converted.lean,
         progress=lambda line: None,
     )
-    return {"model": model, "task": task, "single": converted.tflite, "lean": converted.lean,
-            "buckets": built}
+    return {
+        "model": model,
+        "task": task,
+        "single": converted.tflite,
+        "lean": converted.lean,
+        "buckets": built,
+    }
 
 
 def test_exported_buckets_give_the_single_graphs_logits(exported, inputs):
@@ -271,14 +298,14 @@ def test_exported_buckets_give_the_single_graphs_logits(exported, inputs):
         fits = real <= length
         short = {k: v[fits][:, :length] for k, v in inputs.items()}
         np.testing.assert_array_equal(run_tflm(built.data[offset:], short).raw, reference[fits])
-        assert lb.sequence_length(lb.load_model(built.data[offset:])) == length
+        assert lb.sequence_length(fb.load_model(built.data[offset:])) == length
 
 
 def test_exported_buckets_report(exported, tiny_tokenizer):
     built = exported["buckets"]
     report = built.report
     test_x, _ = encode(tiny_tokenizer, exported["task"].test, FULL)
-    chosen = lb.chosen_length(test_x["token_ids"], built.lengths)
+    chosen = lb.bucket_for(test_x["token_ids"], built.lengths)
     assert [b["test_examples"] for b in report["buckets"]] == [
         int(np.sum(chosen == length)) for length in built.lengths
     ]
@@ -301,7 +328,7 @@ def test_exported_buckets_report(exported, tiny_tokenizer):
 
 
 def _perturb_bucket(length):
-    """A bucket_entries rewrite that negates the classifier weights of bucket `length` (the full
+    """A bucket_model_array rewrite that negates the classifier weights of bucket `length` (the full
     graph and the other buckets untouched)."""
 
     def rewrite(model, index):
@@ -310,8 +337,12 @@ def _perturb_bucket(length):
         graph = model.subgraphs[index]
         head = graph.operators[-1]  # FULLY_CONNECTED (x, weights, ...)
         weights = graph.tensors[int(head.inputs[1])]
-        negated = np.clip(-lb._array(model, weights).astype(np.int16), -127, 127).astype(np.int8)
-        copy = lb._tensor("negated_weights", weights.type, lb._shape(weights), like=weights)
+        negated = np.clip(-fb.constant_array(model, weights).astype(np.int16), -127, 127).astype(
+            np.int8
+        )
+        copy = fb.new_tensor(
+            "negated_weights", weights.type, fb.tensor_shape(weights), like=weights
+        )
         copy.buffer = _new_buffer(model, negated)
         graph.tensors.append(copy)
         head.inputs = np.asarray(
@@ -324,18 +355,20 @@ def _perturb_bucket(length):
 def test_verify_refuses_a_bucket_that_differs(graphs, exported, tiny_tokenizer):
     from export import buckets
 
-    data, offsets = lb.bucket_entries(
+    data, offsets = lb.bucket_model_array(
         graphs[FULL], {b: graphs[b] for b in BUCKETS}, rewrite=_perturb_bucket(16)
     )
     with pytest.raises(buckets.BucketError) as error:
-        buckets.verify_buckets(data, offsets, graphs[FULL], exported["task"], tiny_tokenizer,
-                               FULL, lambda line: None)
+        buckets.verify_buckets(
+            data, offsets, graphs[FULL], exported["task"], tiny_tokenizer, FULL, lambda line: None
+        )
     message = str(error.value)
     assert message.startswith("length buckets: bucket L=16 gives logits") and "\n" not in message
     assert "--length_buckets=none" in message
-    unchanged, offsets = lb.bucket_entries(graphs[FULL], {b: graphs[b] for b in BUCKETS})
-    buckets.verify_buckets(unchanged, offsets, graphs[FULL], exported["task"], tiny_tokenizer,
-                           FULL, lambda line: None)
+    unchanged, offsets = lb.bucket_model_array(graphs[FULL], {b: graphs[b] for b in BUCKETS})
+    buckets.verify_buckets(
+        unchanged, offsets, graphs[FULL], exported["task"], tiny_tokenizer, FULL, lambda line: None
+    )
 
 
 def test_build_refuses_a_graph_it_cannot_reproduce(exported, tiny_tokenizer):
@@ -343,8 +376,16 @@ def test_build_refuses_a_graph_it_cannot_reproduce(exported, tiny_tokenizer):
 
     other = exported["single"][:-16] + bytes(16)  # not what converting the model gives
     with pytest.raises(buckets.BucketError, match="did not reproduce the exported int8 graph"):
-        buckets.build_buckets(exported["model"], exported["task"], tiny_tokenizer, FULL,
-                              [16, FULL], other, exported["lean"], progress=lambda line: None)
+        buckets.build_buckets(
+            exported["model"],
+            exported["task"],
+            tiny_tokenizer,
+            FULL,
+            [16, FULL],
+            other,
+            exported["lean"],
+            progress=lambda line: None,
+        )
 
 
 @pytest.mark.parametrize(

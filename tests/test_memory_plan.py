@@ -8,10 +8,15 @@ import pytest
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
 from tests.test_lean_graph import SEQ_LEN, _inputs, converted  # noqa: F401 (fixture)
-from tflm_embbert.convert import to_int8_tflite
-from tflm_embbert.lean_graph import LeanOptions, lean_tflite, write_model
-from tflm_embbert.memory_plan import METADATA_NAME, offline_plan_model, plan, with_offline_plan
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
+from tflm_embbert.graph.lean_graph import LeanOptions, lean_tflite, write_model
+from tflm_embbert.graph.memory_plan import (
+    METADATA_NAME,
+    offline_plan_model,
+    plan,
+    with_offline_plan,
+)
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,15 @@ import pytest
 
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
-from tflm_embbert.convert import inspect_tflite, to_int8_tflite
-from tflm_embbert.memory_report import (
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.tflm.check import measure_arena_bytes
+from tflm_embbert.tflm.memory_report import (
     memory_markdown,
     memory_report,
     paper_analytic_bytes,
     tensor_lifetimes,
 )
-from tflm_embbert.tflm_check import measure_arena_bytes
 
 SEQ_LEN = 16
 
@@ -64,7 +65,7 @@ def test_paper_analytic_count_matches_the_reference_figures():
 
 
 def test_invoke_time_is_measured(tiny_tflite):
-    from tflm_embbert.tflm_check import invoke_ms
+    from tflm_embbert.tflm.check import invoke_ms
 
     rng = np.random.default_rng(1)
     token_ids = rng.integers(5, 120, (3, SEQ_LEN)).astype(np.int32)

@@ -1,10 +1,10 @@
-"""Tests for tflm_embbert.metrics against hand-computed values and numpy/scipy references."""
+"""Tests for tflm_embbert.data.metrics against hand-computed values and numpy/scipy references."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from tflm_embbert.metrics import (
+from tflm_embbert.data.metrics import (
     accuracy,
     compute_metrics,
     f1_positive,

@@ -12,7 +12,7 @@ import pytest
 from bench import paper_benchmark as pb
 from bench.common import code_version
 from tests.conftest import REPO, subprocess_env
-from tflm_embbert.datasets import Example, TaskData
+from tflm_embbert.data.examples import Example, TaskData
 
 
 def test_plan_runs_seed_zero_of_every_model_first_cheap_tasks_first():

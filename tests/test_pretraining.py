@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import subprocess_env, tiny_corpus
-from tflm_embbert.corpus import read_paragraphs
-from tflm_embbert.pretraining_data import MLMBatcher, split_held_out
-from tflm_embbert.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID
+from tflm_embbert.data.corpus import read_paragraphs
+from tflm_embbert.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID
+from tflm_embbert.training.pretraining_data import MLMBatcher, split_held_out
 
 
 def _batcher(seq_len=32, batch_size=64, seed=0):
@@ -101,7 +101,7 @@ def corpus_file(tmp_path):
 
 def _command(out, tokenizer_dir, corpus, total_steps, *extra):
     return [
-        sys.executable, "-m", "tflm_embbert.pretrain", "--out", str(out),
+        sys.executable, "-m", "tflm_embbert.training.pretrain", "--out", str(out),
         "--tokenizer", str(tokenizer_dir), "--corpus", str(corpus), "--task_texts=",
         "--config_overrides", TINY, "--seq_len", "16", "--batch_size", "8",
         "--total_steps", str(total_steps), "--steps_per_checkpoint", "5", "--warmup_steps", "0",

@@ -12,16 +12,13 @@ import pytest
 from keras_models.backend import keras, tf
 from keras_models.models import build_classifier
 from tests.conftest import WORDS, tiny_config
-from tflm_embbert.convert import (
-    TFLM_INT8_OPS,
-    check_int8_graph,
-    inspect_tflite,
-    to_int8_tflite,
-)
-from tflm_embbert.datasets import Example
-from tflm_embbert.finetune import encode
-from tflm_embbert.qat import load_qat_model, quantize_model
-from tflm_embbert.tflm_check import (
+from tflm_embbert.data.encoding import encode
+from tflm_embbert.data.examples import Example
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.graph.int8_check import TFLM_INT8_OPS, check_int8_graph
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.quantize.qat import load_qat_model, quantize_model
+from tflm_embbert.tflm.check import (
     class_agreement,
     compare_tflm_tflite,
     measure_arena_bytes,
@@ -231,7 +228,7 @@ def test_every_preset_quantizes_converts_and_runs_under_tflm(preset, toy_data):
 def test_qat_finetune_starts_from_the_float_model(toy_data, tiny_tokenizer):
     from keras_models import layers as L
     from tests.test_train import _task
-    from tflm_embbert.finetune import qat_finetune
+    from tflm_embbert.quantize.qat_finetune import qat_finetune
 
     task = _task(160)
     (train_x, train_y), _ = toy_data

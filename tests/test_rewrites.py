@@ -6,9 +6,11 @@ from keras_models import layers as L
 from keras_models.backend import keras, tf
 from keras_models.models import build_classifier
 from tests.conftest import tiny_config
-from tflm_embbert.convert import check_int8_graph, inspect_tflite, to_int8_tflite
-from tflm_embbert.qat import quantize_model
-from tflm_embbert.rewrites import export_rewrites, fold_constants, trained_parameters
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.graph.int8_check import check_int8_graph
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.quantize.qat import quantize_model
+from tflm_embbert.quantize.rewrites import export_rewrites, fold_constants, trained_parameters
 
 
 def _inputs(n=8, seq_len=16, seed=0):

@@ -5,15 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from tflm_embbert import paths
-from tflm_embbert.tokenizer import (
-    CLS_ID,
-    PAD_ID,
-    SEP_ID,
-    SPECIAL_TOKENS,
-    UNK_ID,
-    Tokenizer,
-)
+from tflm_embbert.common import paths
+from tflm_embbert.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer
 
 
 def test_special_token_layout(tiny_tokenizer):

@@ -9,9 +9,10 @@ import pytest
 
 from keras_models.models import build_pretrainer, save_backbone
 from tests.conftest import WORDS, subprocess_env, tiny_config
-from tflm_embbert.datasets import Example, TaskData
-from tflm_embbert.finetune import FinetuneResult, auto_seq_len, encode, finetune
+from tflm_embbert.data.encoding import auto_seq_len, encode
+from tflm_embbert.data.examples import Example, TaskData
 from tflm_embbert.pipeline import run_pipeline
+from tflm_embbert.training.finetune import FinetuneResult, finetune
 
 
 def _task(n=96, regression=False, seed=0):

@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 
 from keras_models.backend import keras
-from tflm_embbert.datasets import TaskData
-from tflm_embbert.files import publish, staging_dir, staging_path, write_text_atomic
-from tflm_embbert.finetune import FinetuneResult, finetune, load_trained, qat_finetune
-from tflm_embbert.int8_eval import int8_under_tflm
-from tflm_embbert.memory_report import memory_markdown
-from tflm_embbert.qat import load_qat_model
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.common.files import publish, staging_dir, staging_path, write_text_atomic
+from tflm_embbert.data.examples import TaskData
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.quantize.qat import load_qat_model
+from tflm_embbert.quantize.qat_finetune import qat_finetune
+from tflm_embbert.tflm.int8_eval import int8_under_tflm
+from tflm_embbert.tflm.memory_report import memory_markdown
+from tflm_embbert.training.finetune import FinetuneResult, finetune, load_trained
 
 
 def _say(line: str) -> None:

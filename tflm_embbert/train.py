@@ -24,10 +24,10 @@ from pathlib import Path
 from absl import app, flags
 
 from keras_models.presets import PRESETS, get_config
-from tflm_embbert import paths
-from tflm_embbert.data_flags import load_data
+from tflm_embbert.common import paths
+from tflm_embbert.data.flags import load_data
+from tflm_embbert.data.tokenizer import Tokenizer
 from tflm_embbert.pipeline import run_pipeline, summary
-from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder.")

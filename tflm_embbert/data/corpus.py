@@ -71,7 +71,7 @@ def corpus_texts(corpus_path, task_names, data_dir) -> Iterator[str]:
     with a warning)."""
     yield from read_paragraphs(corpus_path)
     if task_names:
-        from tflm_embbert.datasets import task_texts
+        from tflm_embbert.data.datasets import task_texts
 
         for name in task_names:
             try:

@@ -43,12 +43,16 @@ from dataclasses import dataclass
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-from tflm_embbert.convert import _BUILTIN_OPS, ELEMENTWISE_OPS, REDUCTION_OPS
-from tflm_embbert.flatbuffer_model import serialize
+from tflm_embbert.graph.flatbuffer import (
+    BUILTIN_CODES,
+    ELEMENTWISE_OPS,
+    REDUCTION_OPS,
+    builtin_name,
+    serialize,
+)
 
 BuiltinOperator = schema_fb.BuiltinOperator
 BuiltinOptions = schema_fb.BuiltinOptions
-_BUILTIN_CODES = {name: code for code, name in _BUILTIN_OPS.items()}
 
 
 # "layer": every row-wise op of a region that contains attention is chunked (the conv branch,
@@ -152,8 +156,7 @@ class _Rewriter:
 
     # ---- graph facts -------------------------------------------------------------------
     def op_name(self, op) -> str:
-        code = self.model.operatorCodes[op.opcodeIndex]
-        return _BUILTIN_OPS.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+        return builtin_name(self.model, op)
 
     def shape(self, t: int) -> list:
         shape = self.old_tensors[t].shape
@@ -233,7 +236,7 @@ class _Rewriter:
 
     # ---- emission helpers ----------------------------------------------------------------
     def opcode(self, name: str) -> int:
-        code = _BUILTIN_CODES[name]
+        code = BUILTIN_CODES[name]
         for i, existing in enumerate(self.model.operatorCodes):
             if max(existing.builtinCode, existing.deprecatedBuiltinCode) == code:
                 return i

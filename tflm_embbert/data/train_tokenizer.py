@@ -1,6 +1,6 @@
 """Trains the WordPiece vocabulary and writes vocab.txt + tokenizer_config.json.
 
-python -m tflm_embbert.train_tokenizer --out keras_models/pretrained/embbert
+python -m tflm_embbert.data.train_tokenizer --out keras_models/pretrained/embbert
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tflm_embbert import paths
-from tflm_embbert.corpus import DEFAULT_TASK_TEXTS, corpus_texts
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.common import paths
+from tflm_embbert.data.corpus import DEFAULT_TASK_TEXTS, corpus_texts
+from tflm_embbert.data.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", str(paths.SHIPPED_TOKENIZER_DIR), "Output folder.")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tflm_embbert import paths
-from tflm_embbert.datasets import TASKS, TaskData, load_generic, load_task
+from tflm_embbert.common import paths
+from tflm_embbert.data.datasets import TASKS, load_task
+from tflm_embbert.data.examples import TaskData
+from tflm_embbert.data.user_files import load_generic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("task", None, f"Task in the data folder: {', '.join(TASKS)}.")

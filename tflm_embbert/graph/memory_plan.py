@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-from tflm_embbert.convert import _BUILTIN_OPS
-from tflm_embbert.flatbuffer_model import serialize
+from tflm_embbert.graph.flatbuffer import builtin_name, serialize
 
 METADATA_NAME = b"OfflineMemoryAllocation"
 ALIGNMENT = 16  # TFLM's buffer alignment (kBufferAlignment)
@@ -68,8 +67,7 @@ class _Graph:
         self.ops = list(self.graph.operators or [])
 
     def op_name(self, op) -> str:
-        code = self.model.operatorCodes[op.opcodeIndex]
-        return _BUILTIN_OPS.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+        return builtin_name(self.model, op)
 
     def is_constant(self, t: int) -> bool:
         buffer = self.tensors[t].buffer

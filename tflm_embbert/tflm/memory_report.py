@@ -12,7 +12,7 @@ figures at the same config and length, at 1 byte per value (int8).
 
 from __future__ import annotations
 
-from tflm_embbert.convert import TFLiteReport, inspect_tflite
+from tflm_embbert.graph.flatbuffer import TFLiteReport, inspect_tflite
 
 
 def tensor_lifetimes(report: TFLiteReport) -> dict[int, tuple[int, int]]:

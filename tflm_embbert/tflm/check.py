@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflm_embbert.convert import TFLiteReport, inspect_tflite
+from tflm_embbert.graph.flatbuffer import TFLiteReport, inspect_tflite
 
 DEFAULT_ARENA_BYTES = 8 << 20  # for host runs; the board needs measure_arena_bytes() bytes
 

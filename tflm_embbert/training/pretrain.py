@@ -1,6 +1,6 @@
 """Pretrains a backbone with MLM + NSP; resumable, checkpointed, optionally distributed.
 
-    python -m tflm_embbert.pretrain --out runs/pretrain --total_steps 30000
+    python -m tflm_embbert.training.pretrain --out runs/pretrain --total_steps 30000
 
 Each "epoch" of the Keras progress output is one checkpoint interval (--steps_per_checkpoint).
 A run killed at any point restarts from its last checkpoint at the same global step, with the same
@@ -26,16 +26,17 @@ from absl import app, flags
 from keras_models.backend import keras, tf
 from keras_models.models import build_pretrainer, save_backbone
 from keras_models.presets import PRESETS, get_config
-from tflm_embbert import corpus, paths
-from tflm_embbert.files import publish, staging_dir, write_text_atomic
-from tflm_embbert.pretraining_data import (
+from tflm_embbert.common import paths
+from tflm_embbert.common.files import publish, staging_dir, write_text_atomic
+from tflm_embbert.data import corpus
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.training.pretraining_data import (
     MLMBatcher,
     build_token_stream,
     load_or_build_stream,
     split_held_out,
 )
-from tflm_embbert.schedules import adamw
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.training.schedules import adamw
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/pretrain", "Run folder: checkpoints, logs, token-stream cache.")

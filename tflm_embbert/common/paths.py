@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_DIR = REPO_ROOT / "keras_models" / "pretrained"
 SHIPPED_BACKBONE_DIR = PRETRAINED_DIR / "embbert"  # backbone.keras, its tokenizer and its log
 SHIPPED_TOKENIZER_DIR = SHIPPED_BACKBONE_DIR

@@ -29,16 +29,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tflm_embbert.convert import check_int8_graph, to_int8_tflite
-from tflm_embbert.datasets import TaskData
-from tflm_embbert.finetune import encode
-from tflm_embbert.lean_graph import CHUNK_SCOPES, LeanOptions, lean_tflite
-from tflm_embbert.memory_plan import with_offline_plan
-from tflm_embbert.memory_report import memory_report
-from tflm_embbert.metrics import compute_metrics
-from tflm_embbert.rewrites import export_rewrites, trained_parameters
-from tflm_embbert.tflm_check import measure_arena_bytes, run_tflm
-from tflm_embbert.tokenizer import Tokenizer
+from tflm_embbert.data.encoding import encode
+from tflm_embbert.data.examples import TaskData
+from tflm_embbert.data.metrics import compute_metrics
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.graph.int8_check import check_int8_graph
+from tflm_embbert.graph.lean_graph import CHUNK_SCOPES, LeanOptions, lean_tflite
+from tflm_embbert.graph.memory_plan import with_offline_plan
+from tflm_embbert.quantize.convert import to_int8_tflite
+from tflm_embbert.quantize.prepare import prepare_for_conversion
+from tflm_embbert.quantize.rewrites import trained_parameters
+from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
+from tflm_embbert.tflm.memory_report import memory_report
 
 # Row-chunk sizes smallest_lean tries by default (0: no chunks); export_tflite's --chunk_rows.
 DEFAULT_CHUNK_ROWS = (0, 64, 32)
@@ -71,11 +73,6 @@ class Int8Result:
         }
 
 
-def is_qat(model) -> bool:
-    """True for a tfmot QAT model (its layers are QuantizeWrappers)."""
-    return any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.layers)
-
-
 def calibration_inputs(tokenizer: Tokenizer, task: TaskData, seq_len: int, count: int, seed: int):
     """`count` training examples, a seeded random sample, encoded at `seq_len`."""
     rng = np.random.default_rng(seed)
@@ -106,8 +103,7 @@ def int8_under_tflm(
     seconds = {}
     started = time.time()
     parameters = trained_parameters(model)
-    if not is_qat(model):
-        model = export_rewrites(model)
+    model = prepare_for_conversion(model)
     calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
     straight = to_int8_tflite(model, seq_len, calibration, per_channel_dense=per_channel_dense)
     tflite, lean_choice, arena = straight, None, None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflm_embbert.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, Tokenizer
+from tflm_embbert.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, Tokenizer
 
 NUM_SPECIAL = 5  # ids below this are special tokens and are never drawn as random replacements
 

@@ -17,37 +17,12 @@ import numpy as np
 from keras_models.backend import keras, tf
 from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights
 from keras_models.presets import BackboneConfig
-from tflm_embbert.datasets import Example, TaskData
-from tflm_embbert.files import write_text_atomic
-from tflm_embbert.metrics import compute_metrics
-from tflm_embbert.qat import quantize_model
-from tflm_embbert.rewrites import export_rewrites
-from tflm_embbert.schedules import adamw
-from tflm_embbert.tokenizer import Tokenizer
-
-
-def encode(tokenizer: Tokenizer, examples: list[Example], seq_len: int):
-    """(inputs dict of int32 (n, seq_len) arrays, labels array)."""
-    texts_b = None
-    if any(e.text_b is not None for e in examples):
-        texts_b = [e.text_b for e in examples]
-    token_ids, segment_ids = tokenizer.encode_batch(
-        [e.text_a for e in examples], texts_b, seq_len=seq_len
-    )
-    labels = np.asarray([e.label for e in examples])
-    labels = labels.astype(np.float32 if labels.dtype.kind == "f" else np.int32)
-    return {"token_ids": token_ids, "segment_ids": segment_ids}, labels
-
-
-def auto_seq_len(tokenizer: Tokenizer, examples: list[Example], percentile=99.0, cap=256) -> int:
-    """The `percentile` of train token lengths ([CLS]/[SEP] included), rounded up to a multiple
-    of 16 and capped at `cap`."""
-    texts_b = None
-    if any(e.text_b is not None for e in examples):
-        texts_b = [e.text_b for e in examples]
-    ids, _ = tokenizer.encode_batch([e.text_a for e in examples], texts_b)
-    length = float(np.percentile([len(row) for row in ids], percentile))
-    return int(min(cap, max(16, 16 * math.ceil(length / 16))))
+from tflm_embbert.common.files import write_text_atomic
+from tflm_embbert.data.encoding import auto_seq_len, encode
+from tflm_embbert.data.examples import TaskData
+from tflm_embbert.data.metrics import compute_metrics
+from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.training.schedules import adamw
 
 
 class BestOnValidation(keras.callbacks.Callback):
@@ -214,7 +189,7 @@ def finetune(
 ) -> FinetuneResult:
     """Fine-tunes from `backbone_dir`'s pretrained backbone (its own config is used), or trains
     `config` from scratch when `backbone_dir` is None. With `backup_dir` the fit resumes from
-    the last epoch checkpointed there (see `_fit`)."""
+    the last epoch checkpointed there (see `fit_best_epoch`)."""
     if backbone_dir is not None:
         backbone, config = load_backbone(backbone_dir)
     elif config is None:
@@ -238,7 +213,7 @@ def finetune(
     model = build_classifier(config, task.num_labels)
     if backbone_dir is not None:
         transfer_backbone_weights(backbone, model)
-    fitted = _fit(
+    fitted = fit_best_epoch(
         model,
         task,
         (train_x, train_y),
@@ -280,7 +255,7 @@ def finetune(
     )
 
 
-def _fit(
+def fit_best_epoch(
     model,
     task: TaskData,
     train: tuple,
@@ -347,78 +322,6 @@ def _fit(
         "step_seconds": timer.mean_step(),
         "resumed_from_epoch": best.resumed_from_epoch,
     }
-
-
-def qat_finetune(
-    float_model: keras.Model,
-    task: TaskData,
-    tokenizer: Tokenizer,
-    seq_len: int,
-    *,
-    config: BackboneConfig | None = None,
-    epochs: int = 2,
-    batch_size: int = 32,
-    learning_rate: float = 2e-5,
-    weight_decay: float = 0.05,
-    patience: int = 2,
-    seed: int = 0,
-    calibration_examples: int = 256,
-    max_steps_per_epoch: int | None = None,
-    log_csv: str | Path | None = None,
-    verbose: int = 1,
-    backup_dir: str | Path | None = None,
-) -> FinetuneResult:
-    """Quantization-aware fine-tuning that starts from a trained float classifier.
-
-    The float model is first rewritten for export (`rewrites.export_rewrites`: constants folded),
-    then wrapped by `qat.quantize_model` with its fake-quant ranges set from
-    `calibration_examples` training examples, then fine-tuned for up to `epochs` epochs with the
-    best validation epoch kept (epoch 1 at least). `float_model` is not modified.
-    """
-    train_x, train_y = encode(tokenizer, task.train, seq_len)
-    val_x, val_y = encode(tokenizer, task.validation, seq_len)
-    keras.utils.set_random_seed(seed)
-    calibration = {k: v[:calibration_examples] for k, v in train_x.items()}
-    model = quantize_model(export_rewrites(float_model), calibration)
-    fitted = _fit(
-        model,
-        task,
-        (train_x, train_y),
-        (val_x, val_y),
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        warmup_steps=0,
-        patience=patience,
-        seed=seed,
-        max_steps_per_epoch=max_steps_per_epoch,
-        log_csv=log_csv,
-        verbose=verbose,
-        backup_dir=Path(backup_dir) if backup_dir else None,
-    )
-    test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
-    return FinetuneResult(
-        model=model,
-        config=config,
-        seq_len=seq_len,
-        test=test,
-        **fitted,
-        settings={
-            "task": task.name,
-            "test_split": task.test_split,
-            "metric": task.metric,
-            "stage": "qat",
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "weight_decay": weight_decay,
-            "patience": patience,
-            "seed": seed,
-            "calibration_examples": calibration_examples,
-        },
-    )
-
 
 def load_trained(
     path: str | Path, task: TaskData, tokenizer: Tokenizer, seq_len: int = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_embbert.convert import ELEMENTWISE_OPS, REDUCTION_OPS, inspect_tflite
+from tflm_embbert.graph.flatbuffer import ELEMENTWISE_OPS, REDUCTION_OPS, inspect_tflite
 
 
 def _size(shape) -> int:

@@ -299,7 +299,7 @@ def _annotate(layer):
         return annotate(layer)  # tfmot's default registry (Dense, Add, ...) or its own clear error
     raise ValueError(
         f"quantize_model: layer {layer.name!r} ({name}) has no QuantizeConfig; add one to "
-        "tflm_embbert.qat.LAYER_QUANTIZE_CONFIGS"
+        "tflm_embbert.quantize.qat.LAYER_QUANTIZE_CONFIGS"
     )
 
 

@@ -1,0 +1,1 @@
+"""Helpers every stage may use: atomic writes and the repository's paths."""

@@ -1,0 +1,1 @@
+"""Stage 1, text: the WordPiece tokenizer, task datasets and user files, encoding, metrics."""

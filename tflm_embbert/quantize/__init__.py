@@ -1,0 +1,1 @@
+"""Stage 3, quantize: QAT (tfmot), the rewrites before conversion, the full-int8 .tflite."""
