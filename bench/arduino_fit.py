@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from bench.common import machine, markdown_table, write_json  # noqa: E402
-from export.library import LibraryRequest, export_library  # noqa: E402
+from export.library import LibraryOptions, LibraryRequest, export_library  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import load_task  # noqa: E402
 from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
@@ -28,8 +28,10 @@ from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
 from tflm_embbert.quantize.prepare import load_for_conversion  # noqa: E402
 from tflm_embbert.tflm.check import measure_arena_bytes  # noqa: E402
 from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
+from tflm_embbert.tflm.settings import Int8Settings  # noqa: E402
 
 FLAGS = flags.FLAGS
+INT8 = Int8Settings()
 flags.DEFINE_string("model", None, "A Snips classifier .keras (float or QAT).")
 flags.DEFINE_list("lengths", ["32", "64", "128", "256"], "Sequence lengths.")
 flags.DEFINE_string("name", "snips_qat", "Name of this model in the results.")
@@ -45,21 +47,19 @@ def main(argv):
     rows = []
     for seq_len in map(int, FLAGS.lengths):
         print(f"[L={seq_len}] converting and measuring", flush=True)
-        tflite = to_int8_tflite(
-            model, seq_len, calibration_inputs(tokenizer, task, seq_len, 200, 0)
-        )
+        calibration = calibration_inputs(tokenizer, task, seq_len, INT8.calibration_examples, 0)
+        tflite = to_int8_tflite(model, seq_len, calibration)
         arena = measure_arena_bytes(tflite)
         with tempfile.TemporaryDirectory() as tmp:
             report = export_library(
                 LibraryRequest(
-                    name="SnipsIntents",
                     tflite=tflite,
                     tokenizer=tokenizer,
                     labels=list(task.label_names),
                     seq_len=seq_len,
                     arena_measured_bytes=arena["minimum"],
+                    options=LibraryOptions(name="SnipsIntents", force=True),
                     task="snips",
-                    force=True,
                 ),
                 Path(tmp) / "lib",
             )

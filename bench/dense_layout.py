@@ -27,11 +27,11 @@ from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
 from tflm_embbert.quantize.convert import to_int8_tflite  # noqa: E402
 from tflm_embbert.quantize.qat import load_qat_model  # noqa: E402
 from tflm_embbert.tflm.int8_eval import (  # noqa: E402
-    DEFAULT_CHUNK_ROWS,
     calibration_inputs,
     int8_under_tflm,
     smallest_lean,
 )
+from tflm_embbert.tflm.settings import Int8Settings  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["runs/bench_int8/snips_seed0/qat.keras"], "QAT .keras models.")
@@ -59,15 +59,16 @@ def main(argv):
                 task,
                 tokenizer,
                 seq_len,
+                Int8Settings(per_channel_dense=per_channel, seed=seed),
                 references={"qat": model},
-                seed=seed,
-                per_channel_dense=per_channel,
             )
             arenas = {seq_len: result.memory["ram_arena_bytes"]}
             for length in map(int, FLAGS.arena_lengths):
-                calibration = calibration_inputs(tokenizer, task, length, 200, seed)
+                calibration = calibration_inputs(
+                    tokenizer, task, length, Int8Settings().calibration_examples, seed
+                )
                 straight = to_int8_tflite(model, length, calibration, per_channel_dense=per_channel)
-                _, _, arena = smallest_lean(straight, DEFAULT_CHUNK_ROWS, True, print)
+                _, _, arena = smallest_lean(straight, Int8Settings().chunk_rows, True, print)
                 arenas[length] = arena["minimum"]
             metric = trained["metric"]
             cell = {

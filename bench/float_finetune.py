@@ -27,6 +27,7 @@ from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import load_task  # noqa: E402
 from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
 from tflm_embbert.training.finetune import finetune  # noqa: E402
+from tflm_embbert.training.settings import FitSettings  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["snips", "emotion", "sst2"], "Tasks.")
@@ -63,11 +64,13 @@ def run_cell(task_name: str, init: str, seed: int, data_dir: Path) -> dict:
         task,
         tokenizer,
         config,
+        FitSettings(
+            epochs=FLAGS.epochs,
+            patience=FLAGS.patience,
+            learning_rate=FLAGS.learning_rate,
+            seed=seed,
+        ),
         backbone_dir=backbone,
-        epochs=FLAGS.epochs,
-        patience=FLAGS.patience,
-        learning_rate=FLAGS.learning_rate,
-        seed=seed,
         verbose=2,
     )
     return {"task": task_name, "init": init, "seed": seed, **result.to_json()}

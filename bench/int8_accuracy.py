@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +28,10 @@ from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import load_task  # noqa: E402
 from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
 from tflm_embbert.pipeline import run_pipeline  # noqa: E402
+from tflm_embbert.quantize.settings import QAT_FIT  # noqa: E402
+from tflm_embbert.stages import Stages  # noqa: E402
+from tflm_embbert.tflm.settings import Int8Settings  # noqa: E402
+from tflm_embbert.training.settings import FitSettings  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["snips", "emotion", "sst2"], "Tasks.")
@@ -55,13 +60,15 @@ def run_cell(task_name: str, seed: int, data_dir: Path) -> dict:
         tokenizer,
         None,
         Path(FLAGS.models_out) / f"{task_name}_seed{seed}",
+        Stages(
+            float_fit=FitSettings(epochs=FLAGS.epochs),
+            qat_fit=replace(
+                QAT_FIT, epochs=FLAGS.qat_epochs, learning_rate=FLAGS.qat_learning_rate
+            ),
+            int8=Int8Settings(),
+            ptq=True,
+        ).with_seed(seed),
         backbone_dir=FLAGS.backbone,
-        epochs=FLAGS.epochs,
-        qat_epochs=FLAGS.qat_epochs,
-        qat_learning_rate=FLAGS.qat_learning_rate,
-        int8=True,
-        ptq=True,
-        seed=seed,
         verbose=2,
     )
     return {"seed": seed, **results}

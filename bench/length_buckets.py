@@ -253,6 +253,7 @@ def export_study() -> None:
     from tflm_embbert.data.tokenizer import Tokenizer
     from tflm_embbert.quantize.qat import load_qat_model
     from tflm_embbert.tflm.int8_eval import int8_under_tflm
+    from tflm_embbert.tflm.settings import Int8Settings
 
     model = load_qat_model(FLAGS.model, compile=False)
     tokenizer = Tokenizer.load(FLAGS.tokenizer or Path(FLAGS.model).parent)
@@ -268,6 +269,9 @@ def export_study() -> None:
         "real_tokens": _percentiles((test_x["token_ids"] != 0).sum(1)),
         "exports": [],
     }
+    settings = Int8Settings(
+        calibration_examples=FLAGS.calibration_examples, per_channel_dense=FLAGS.per_channel_dense
+    )
     for seq_len in sorted({int(v) for v in FLAGS.export_lengths}, reverse=True):
         started = time.time()
         print(f"[L={seq_len}] int8 graph as the export makes it", flush=True)
@@ -276,9 +280,7 @@ def export_study() -> None:
             task,
             tokenizer,
             seq_len,
-            calibration_examples=FLAGS.calibration_examples,
-            seed=0,
-            per_channel_dense=FLAGS.per_channel_dense,
+            settings,
         )
         built = build_buckets(
             model,
@@ -288,9 +290,7 @@ def export_study() -> None:
             default_lengths(seq_len),
             converted.tflite,
             converted.lean,
-            calibration_examples=FLAGS.calibration_examples,
-            seed=0,
-            per_channel_dense=FLAGS.per_channel_dense,
+            settings,
         )
         library_arena = arena_with_margin(
             built.arena_measured_bytes, DEFAULT_ARENA_MARGIN, ARENA_EXTRA_BYTES

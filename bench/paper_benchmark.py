@@ -44,7 +44,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,6 +57,10 @@ from bench.common import machine, markdown_table, write_json  # noqa: E402
 from keras_models.presets import PRESETS  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import TASKS  # noqa: E402
+from tflm_embbert.quantize.settings import QAT_FIT  # noqa: E402
+from tflm_embbert.stages import Stages  # noqa: E402
+from tflm_embbert.tflm.settings import Int8Settings  # noqa: E402
+from tflm_embbert.training.settings import FitSettings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -406,13 +410,15 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
         tokenizer,
         config,
         folder,
+        Stages(
+            float_fit=FitSettings(epochs=epochs),
+            qat_fit=replace(
+                QAT_FIT, epochs=settings.qat_epochs, learning_rate=settings.qat_learning_rate
+            ),
+            int8=Int8Settings(),
+        ).with_seed(cell.seed),
         backbone_dir=settings.backbone if spec.pretrained else None,
         seq_len=seq_len,
-        epochs=epochs,
-        qat_epochs=settings.qat_epochs,
-        qat_learning_rate=settings.qat_learning_rate,
-        int8=True,
-        seed=cell.seed,
         verbose=2,
         resume=True,
     )

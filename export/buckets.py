@@ -43,7 +43,8 @@ from tflm_embbert.graph.macs import count_macs
 from tflm_embbert.quantize.convert import to_int8_tflite
 from tflm_embbert.quantize.prepare import prepare_for_conversion
 from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
-from tflm_embbert.tflm.int8_eval import DEFAULT_CHUNK_ROWS, calibration_inputs, smallest_lean
+from tflm_embbert.tflm.int8_eval import calibration_inputs, smallest_lean
+from tflm_embbert.tflm.settings import Int8Settings
 
 SMALLEST_DEFAULT = 16  # the default buckets: powers of two from this one up to L
 VERIFY_LONGEST = 8  # per bucket, also run the longest test examples that fit it
@@ -141,28 +142,29 @@ def build_buckets(
     lengths: list[int],
     single: bytes,
     single_lean: dict | None,
+    settings: Int8Settings | None = None,
     *,
-    calibration_examples: int = 200,
-    seed: int = 0,
-    per_channel_dense: bool = False,
-    lean: bool = True,
-    chunk_candidates: tuple = DEFAULT_CHUNK_ROWS,
     progress: Callable[[str], None] | None = None,
 ) -> LengthBuckets:
     """The buckets `lengths` (increasing, last = seq_len) of `single`, the exported full-length
-    int8 graph that `int8_eval.int8_under_tflm` made from `model` with the same calibration
-    settings; `single_lean` is its lean choice (`Int8Result.lean`; None: the converter's graph
-    as it is). See the module docstring; BucketError (one line) when the buckets cannot be built
-    or differ from `single` on the test split."""
+    int8 graph that `int8_eval.int8_under_tflm` made from `model` with the same `settings`
+    (default Int8Settings()); `single_lean` is its lean choice (`Int8Result.lean`; None: the
+    converter's graph as it is). See the module docstring; BucketError (one line) when the
+    buckets cannot be built or differ from `single` on the test split."""
     say = progress or (lambda line: print(line, flush=True))
+    settings = settings or Int8Settings()
     if len(lengths) < 2 or lengths[-1] != seq_len or sorted(set(lengths)) != list(lengths):
         raise BucketError(f"length buckets: expected increasing lengths ending with {seq_len}")
     started = time.time()
     model = prepare_for_conversion(model)
 
     def convert(length: int) -> bytes:
-        calibration = calibration_inputs(tokenizer, task, length, calibration_examples, seed)
-        return to_int8_tflite(model, length, calibration, per_channel_dense=per_channel_dense)
+        calibration = calibration_inputs(
+            tokenizer, task, length, settings.calibration_examples, settings.seed
+        )
+        return to_int8_tflite(
+            model, length, calibration, per_channel_dense=settings.per_channel_dense
+        )
 
     say(f"length buckets {'/'.join(map(str, lengths))}: converting at L={seq_len} again")
     straight = convert(seq_len)
@@ -188,10 +190,10 @@ def build_buckets(
         except ValueError as error:
             raise BucketError(f"length buckets: L={length}: {error}") from None
         choices[length] = None
-        if lean and single_lean is not None:
+        if settings.lean and single_lean is not None:
             _, choices[length], _ = smallest_lean(
                 alone,
-                tuple(chunk_candidates),
+                settings.chunk_rows,
                 True,
                 lambda line, length=length: say(f"bucket L={length}: {line}"),
                 **plan_flag,

@@ -7,11 +7,9 @@
 The model may be float (post-training int8) or QAT (its trained ranges are kept). Its tokenizer is
 the one saved beside it (vocab.txt), else --tokenizer, else the shipped one. The task's data
 calibrates the int8 ranges (training examples) and scores the int8 model under the TFLM runtime
-(the test split); the labels become the library's labels. Conversion, the int8 check and the TFLM
-run are those of the training pipeline (tflm_embbert.tflm.int8_eval); the length buckets (on by
-default: powers of two from 16 below L, then L) are export.buckets', checked bit for bit against
-the full graph on the test split; the library and its checks are export.library's. Writes --out (see
-export.library), staged and renamed when complete.
+(the test split); the labels become the library's labels. The work is export.exporter.export_model
+(conversion and TFLM check as in training, length buckets, the library); this module reads the
+flags. Writes --out (see export.library), staged and renamed when complete.
 """
 
 from __future__ import annotations
@@ -24,17 +22,16 @@ from pathlib import Path
 from absl import app, flags
 
 from export import boards, buckets, cpp_sources, tflm_profiles
-from export.library import DEFAULT_ARENA_MARGIN, DEFAULT_URL, LibraryRequest, export_library
+from export.library import LibraryOptions
+from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
-from tflm_embbert.data.encoding import auto_seq_len
 from tflm_embbert.data.flags import load_data
-from tflm_embbert.data.tokenizer import Tokenizer
-from tflm_embbert.tflm.int8_eval import DEFAULT_CHUNK_ROWS, int8_under_tflm
 
 FLAGS = flags.FLAGS
+OPTIONS = LibraryOptions()
 flags.DEFINE_string("model", None, "Trained classifier: a float or QAT .keras file.")
 flags.DEFINE_string("tokenizer", None, "Tokenizer folder (default: beside --model, else shipped).")
-flags.DEFINE_string("name", "EmbBERTClassifier", "Library and C++ class name (an identifier).")
+flags.DEFINE_string("name", OPTIONS.name, "Library and C++ class name (an identifier).")
 flags.DEFINE_string("out", None, "Output folder (model.tflite, report, library folder and zip).")
 flags.DEFINE_integer(
     "seq_len",
@@ -49,7 +46,7 @@ flags.DEFINE_integer("code_flash_bytes", 0, "--board=custom: flash of core + TFL
 flags.DEFINE_integer("code_ram_bytes", 0, "--board=custom: RAM of core + TFLM before the arena.")
 flags.DEFINE_enum(
     "tflm",
-    "tflm_tree",
+    OPTIONS.tflm,
     list(tflm_profiles.PROFILES),
     "TFLM distribution the library builds on; its op list is checked against the model's.",
 )
@@ -59,39 +56,12 @@ flags.DEFINE_string(
     "A TFLM tree made by tflite-micro's create_tflm_tree.py, vendored into "
     "the library's src/ (with --tflm=tflm_tree).",
 )
-flags.DEFINE_float("arena_margin", DEFAULT_ARENA_MARGIN, "Arena margin over the measured size.")
-flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating int8 ranges.")
-flags.DEFINE_bool(
-    "lean",
-    True,
-    "Memory-lean graph (exact: same int8 outputs, checked on the test split): pre-transposed "
-    "attention values, [CLS]-only last layer, optional row chunks, a per-key mask bias "
-    "(tflm_embbert/graph/lean_graph.py).",
-)
-flags.DEFINE_bool(
-    "mask_bias",
-    True,
-    "With --lean: mask padded keys with one per-key bias instead of the converter's per-row "
-    "floor (one (rows, L) tensor and three ops fewer per chunk; exact through the softmax, "
-    "checked against the converter's graph, and dropped by itself if a difference shows).",
-)
-flags.DEFINE_list(
-    "chunk_rows",
-    [str(rows) for rows in DEFAULT_CHUNK_ROWS],
-    "Row-chunk sizes to try with --lean (0 = no chunks); the smallest measured arena wins "
-    "(the converter's own graph is always a candidate).",
-)
-flags.DEFINE_bool(
-    "per_channel_dense",
-    False,
-    "Per-channel int8 Dense weights (the converter's default re-quantization). The default keeps "
-    "QAT's per-tensor grid: the same or closer agreement with the QAT model, a smaller .tflite "
-    "and arena (bench/results/dense_layout).",
-)
+flags.DEFINE_float("arena_margin", OPTIONS.arena_margin, "Arena margin over the measured size.")
+stage_flags.define_int8_flags()
 flags.DEFINE_list("length_buckets", ["auto"], buckets.FLAG_HELP)
-flags.DEFINE_bool("force", False, "Write the library even when it does not fit the board.")
-flags.DEFINE_string("url", DEFAULT_URL, "library.properties url.")
-flags.DEFINE_string("maintainer", "tflm_embbert user", "library.properties maintainer.")
+flags.DEFINE_bool("force", OPTIONS.force, "Write the library even when it does not fit the board.")
+flags.DEFINE_string("url", OPTIONS.url, "library.properties url.")
+flags.DEFINE_string("maintainer", OPTIONS.maintainer, "library.properties maintainer.")
 
 
 def _say(line: str) -> None:
@@ -104,13 +74,44 @@ def _board(f=FLAGS) -> boards.Board:
     return boards.BOARDS[f.board]
 
 
-def _seq_len(model_path: Path, tokenizer: Tokenizer, task) -> int:
+def _seq_len(model_path: Path, tokenizer, task) -> int:
     if FLAGS.seq_len:
         return FLAGS.seq_len
     results = model_path.parent / "results.json"
     if results.is_file():
         return int(json.loads(results.read_text())["seq_len"])
+    from tflm_embbert.data.encoding import auto_seq_len
+
     return auto_seq_len(tokenizer, task.train)
+
+
+def settings_from_flags(f=FLAGS):
+    """The ExportSettings the flags ask for; app.UsageError (one line) for a bad value."""
+    from export.exporter import ExportSettings
+
+    try:
+        cpp_sources.check_name(f.name)
+        int8 = stage_flags.int8_settings(f)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    if f.tflm_tree and not Path(f.tflm_tree).is_dir():
+        raise app.UsageError(f"--tflm_tree: {f.tflm_tree} is not a folder")
+    library = LibraryOptions(
+        name=f.name,
+        board=_board(f),
+        tflm=f.tflm,
+        tflm_tree=Path(f.tflm_tree) if f.tflm_tree else None,
+        arena_margin=f.arena_margin,
+        force=f.force,
+        url=f.url,
+        maintainer=f.maintainer,
+    )
+    return ExportSettings(
+        library=library,
+        int8=int8,
+        length_buckets=tuple(f.length_buckets),
+        buckets_asked=f["length_buckets"].present > 0,
+    )
 
 
 def main(argv):
@@ -120,18 +121,12 @@ def main(argv):
     model_path = Path(f.model)
     if model_path.suffix != ".keras" or not model_path.is_file():
         raise app.UsageError(f"--model: expected an existing .keras file, got {f.model}")
-    try:
-        cpp_sources.check_name(f.name)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    if f.tflm_tree and not Path(f.tflm_tree).is_dir():
-        raise app.UsageError(f"--tflm_tree: {f.tflm_tree} is not a folder")
-    if not all(rows.isdigit() for rows in f.chunk_rows) or not f.chunk_rows:
-        raise app.UsageError(f"--chunk_rows: expected integers >= 0, got {','.join(f.chunk_rows)}")
+    settings = settings_from_flags(f)
     task = load_data(f)
     if task.is_regression:
         raise app.UsageError(f"--task: {task.name} is a regression task; the library classifies")
-    board = _board(f)
+    from tflm_embbert.data.tokenizer import Tokenizer
+
     tokenizer_dir = f.tokenizer or (
         model_path.parent
         if (model_path.parent / "vocab.txt").is_file()
@@ -140,13 +135,15 @@ def main(argv):
     tokenizer = Tokenizer.load(tokenizer_dir)
     seq_len = _seq_len(model_path, tokenizer, task)
     try:
-        lengths = buckets.parse_lengths(f.length_buckets, seq_len)
+        buckets.parse_lengths(f.length_buckets, seq_len)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 
-    from tflm_embbert.quantize.qat import load_qat_model  # TF import only once the flags are valid
+    # TensorFlow loads only once the flags are valid
+    from export.exporter import export_model
+    from tflm_embbert.quantize.qat import load_qat_model
 
-    _say(f"[1/3] {model_path}: int8 conversion (L={seq_len}) + {task.name} test split under TFLM")
+    _say(f"{model_path}: {task.name}, L={seq_len}")
     model = load_qat_model(model_path, compile=False)
     if model.output_shape[-1] != task.num_labels:
         raise app.UsageError(
@@ -154,81 +151,10 @@ def main(argv):
             f"{task.num_labels} labels"
         )
     try:
-        converted = int8_under_tflm(
-            model,
-            task,
-            tokenizer,
-            seq_len,
-            references={"keras": model},
-            calibration_examples=f.calibration_examples,
-            seed=f.seed,
-            lean=f.lean,
-            chunk_candidates=tuple(int(rows) for rows in f.chunk_rows),
-            per_channel_dense=f.per_channel_dense,
-            mask_bias=f.mask_bias,
-            progress=_say,
+        export_model(
+            model, task, tokenizer, seq_len, f.out, settings, source=str(model_path), progress=_say
         )
-    except ValueError as error:  # the conversion, the int8 check or the lean check: one line
-        print(f"export_tflite: {error}", file=sys.stderr)
-        sys.exit(2)
-    _say(f"[2/3] length buckets ({'/'.join(map(str, lengths)) or 'none'})")
-    bucketed, bucket_note = None, buckets.off_note(f.length_buckets, seq_len)
-    if lengths:
-        try:
-            bucketed, bucket_note = buckets.build_or_fall_back(
-                lambda: buckets.build_buckets(
-                    model,
-                    task,
-                    tokenizer,
-                    seq_len,
-                    lengths,
-                    converted.tflite,
-                    converted.lean,
-                    calibration_examples=f.calibration_examples,
-                    seed=f.seed,
-                    per_channel_dense=f.per_channel_dense,
-                    lean=f.lean,
-                    chunk_candidates=tuple(int(rows) for rows in f.chunk_rows),
-                    progress=_say,
-                ),
-                explicit=f["length_buckets"].present > 0,
-                seq_len=seq_len,
-                say=_say,
-            )
-        except buckets.BucketError as error:  # asked for: refuse, nothing written
-            print(f"export_tflite: {error}", file=sys.stderr)
-            sys.exit(2)
-    _say(f"[3/3] Arduino library {f.name} for {board.name} (TFLM: {f.tflm})")
-    request = LibraryRequest(
-        name=f.name,
-        tflite=bucketed.data if bucketed else converted.tflite,
-        tokenizer=tokenizer,
-        labels=list(task.label_names),
-        seq_len=seq_len,
-        arena_measured_bytes=(
-            bucketed.arena_measured_bytes if bucketed else converted.memory["ram_arena_bytes"]
-        ),
-        task=task.name,
-        source=str(model_path),
-        board=board,
-        tflm=f.tflm,
-        tflm_tree=Path(f.tflm_tree) if f.tflm_tree else None,
-        arena_margin=f.arena_margin,
-        force=f.force,
-        url=f.url,
-        maintainer=f.maintainer,
-        extra_report={
-            "tflm_test": converted.test,
-            "tflm_agreement": converted.agreement,
-            "test_split": task.test_split,
-            "lean_graph": converted.lean,
-            **({"length_buckets": bucket_note} if bucket_note else {}),
-        },
-        buckets=bucketed,
-    )
-    try:
-        export_library(request, f.out)
-    except ValueError as error:  # ExportError and the int8 check: one line each
+    except ValueError as error:  # conversion, int8 / lean / op / board checks, buckets: one line
         print(f"export_tflite: {error}", file=sys.stderr)
         sys.exit(2)
     print((Path(f.out) / "export_report.md").read_text())

@@ -52,25 +52,32 @@ def tool_version() -> str:
         return "0.0.0"
 
 
+@dataclass(frozen=True)
+class LibraryOptions:
+    """How the library is named, checked and described; every default is defined here."""
+
+    name: str = "EmbBERTClassifier"  # library folder and C++ class (an identifier)
+    board: boards.Board = boards.BOARDS["nano33ble"]
+    tflm: str = "tflm_tree"  # the TFLM distribution the library builds on (tflm_profiles)
+    tflm_tree: Path | None = None  # a TFLM tree to vendor into src/ (with tflm="tflm_tree")
+    arena_margin: float = DEFAULT_ARENA_MARGIN
+    force: bool = False  # write the library even when it does not fit the board
+    url: str = DEFAULT_URL
+    maintainer: str = "tflm_embbert user"
+
+
 @dataclass
 class LibraryRequest:
     """What the library is built from (the .tflite already converted and measured)."""
 
-    name: str
     tflite: bytes
     tokenizer: Tokenizer
     labels: list[str]
     seq_len: int
     arena_measured_bytes: int  # smallest arena that ran under the TFLM runtime
+    options: LibraryOptions = LibraryOptions()
     task: str = "custom"
     source: str = "model.tflite"
-    board: boards.Board = field(default_factory=lambda: boards.BOARDS["nano33ble"])
-    tflm: str = "tflm_tree"
-    tflm_tree: Path | None = None
-    arena_margin: float = DEFAULT_ARENA_MARGIN
-    force: bool = False
-    url: str = DEFAULT_URL
-    maintainer: str = "tflm_embbert user"
     extra_report: dict = field(default_factory=dict)  # e.g. accuracy under TFLM
     # Length buckets (export.buckets): `tflite` is then their model array (buckets.data) and
     # arena_measured_bytes the largest bucket's.
@@ -84,15 +91,16 @@ class LibraryRequest:
 
 
 def _checks(request: LibraryRequest) -> tuple:
-    cpp_sources.check_name(request.name)
-    if request.tflm not in tflm_profiles.PROFILES:
+    cpp_sources.check_name(request.options.name)
+    if request.options.tflm not in tflm_profiles.PROFILES:
         raise tflm_profiles.ExportError(
-            f"--tflm: expected one of {', '.join(tflm_profiles.PROFILES)}, got {request.tflm!r}"
+            f"--tflm: expected one of {', '.join(tflm_profiles.PROFILES)}, "
+            f"got {request.options.tflm!r}"
         )
-    if request.tflm_tree is not None and request.tflm != "tflm_tree":
+    if request.options.tflm_tree is not None and request.options.tflm != "tflm_tree":
         raise tflm_profiles.ExportError("--tflm_tree needs --tflm=tflm_tree")
-    if request.tflm_tree is not None and not Path(request.tflm_tree).is_dir():
-        raise tflm_profiles.ExportError(f"--tflm_tree: {request.tflm_tree} is not a folder")
+    if request.options.tflm_tree is not None and not Path(request.options.tflm_tree).is_dir():
+        raise tflm_profiles.ExportError(f"--tflm_tree: {request.options.tflm_tree} is not a folder")
     report = check_int8_graph(request.tflite)
     if len(report.outputs) != 1 or report.outputs[0].shape[-1] != len(request.labels):
         raise tflm_profiles.ExportError(
@@ -116,9 +124,9 @@ def _checks(request: LibraryRequest) -> tuple:
                 f"(1, {length})"
             )
         ops |= {op.name for op in bucket.ops}
-    profile = tflm_profiles.PROFILES[request.tflm]
+    profile = tflm_profiles.PROFILES[request.options.tflm]
     ops = sorted(ops)
-    tflm_profiles.check_ops(ops, profile, request.tflm_tree)
+    tflm_profiles.check_ops(ops, profile, request.options.tflm_tree)
     return report, profile, ops
 
 
@@ -150,31 +158,31 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
     ExportError (one line) without writing anything when a check fails."""
     report, profile, ops = _checks(request)
     version = tool_version()
-    prefix = cpp_sources.snake_case(request.name)
+    prefix = cpp_sources.snake_case(request.options.name)
     arena = cpp_sources.arena_with_margin(
-        request.arena_measured_bytes, request.arena_margin, ARENA_EXTRA_BYTES
+        request.arena_measured_bytes, request.options.arena_margin, ARENA_EXTRA_BYTES
     )
-    margin_text = f"{request.arena_margin:.0%} + {ARENA_EXTRA_BYTES} B margin"
+    margin_text = f"{request.options.arena_margin:.0%} + {ARENA_EXTRA_BYTES} B margin"
     staging = staging_dir(out)
     try:
-        library = staging / request.name
+        library = staging / request.options.name
         src = library / "src"
         src.mkdir(parents=True)
         tokenizer_info = write_tokenizer_data(request.tokenizer, src)
         budget = boards.fit(
-            request.board,
+            request.options.board,
             model_bytes=len(request.tflite),
             tokenizer_bytes=tokenizer_info["flash_bytes"],
             arena_bytes=arena,
             buffer_bytes=cpp_sources.buffer_bytes(request.seq_len, len(request.labels)),
             seq_len=request.seq_len,
-            force=request.force,
+            force=request.options.force,
         )
         _write_sources(request, src, prefix, version, report, ops, arena, margin_text)
         vendored = None
-        if request.tflm_tree is not None:
-            vendored = tflm_tree.vendor_tree(request.tflm_tree, src)
-            tflm_tree.copy_tree_license(request.tflm_tree, library)
+        if request.options.tflm_tree is not None:
+            vendored = tflm_tree.vendor_tree(request.options.tflm_tree, src)
+            tflm_tree.copy_tree_license(request.options.tflm_tree, library)
         _write_library_files(
             request,
             library,
@@ -186,9 +194,9 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
             tokenizer_info["flash_bytes"],
         )
         (staging / "model.tflite").write_bytes(request.tflite)
-        _zip(library, staging / f"{request.name}.zip")
+        _zip(library, staging / f"{request.options.name}.zip")
         result = {
-            "name": request.name,
+            "name": request.options.name,
             "tool_version": version,
             "task": request.task,
             "source": request.source,
@@ -202,7 +210,7 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
             "tflm": {
                 "profile": profile.name,
                 "description": profile.description,
-                "tree": str(request.tflm_tree) if request.tflm_tree else None,
+                "tree": str(request.options.tflm_tree) if request.options.tflm_tree else None,
                 "vendored": vendored,
                 "needs_cpp17": profile.cpp17,
             },
@@ -245,16 +253,16 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
         buckets=request.bucket_table(),
     )
     files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops)
-    profile = tflm_profiles.PROFILES[request.tflm]
+    profile = tflm_profiles.PROFILES[request.options.tflm]
     values = {
-        "NAME": request.name,
+        "NAME": request.options.name,
         "PREFIX": prefix,
         "GUARD": prefix.upper(),
         "VERSION": version,
         "TFLM_INCLUDE": f"#include <{profile.include}>\n" if profile.include else "",
     }
-    files[f"{request.name}.h"] = cpp_sources.render("Library.h.in", **values)
-    files[f"{request.name}.cpp"] = cpp_sources.render("Library.cpp.in", **values)
+    files[f"{request.options.name}.h"] = cpp_sources.render("Library.h.in", **values)
+    files[f"{request.options.name}.cpp"] = cpp_sources.render("Library.cpp.in", **values)
     for name, text in files.items():
         (src / name).write_text(text)
     for name in _TOKENIZER_SOURCES:
@@ -264,8 +272,8 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
 def _tflm_note(request, profile) -> str:
     if profile.library:
         return f"depends on {profile.library} from the Library Manager"
-    if request.tflm_tree is not None:
-        return f"TFLM vendored into src/ from {request.tflm_tree}"
+    if request.options.tflm_tree is not None:
+        return f"TFLM vendored into src/ from {request.options.tflm_tree}"
     return (
         "no TFLM vendored yet: make a tree with create_tflm_tree.py and export again with "
         "--tflm_tree (steps in the library's README.md)"
@@ -275,21 +283,23 @@ def _tflm_note(request, profile) -> str:
 def _install_steps(request, profile, prefix) -> str:
     cpp17 = "--build-property compiler.cpp.extra_flags=-std=gnu++17"
     compile_line = (
-        f"arduino-cli compile --fqbn {request.board.fqbn or '<your FQBN>'} "
+        f"arduino-cli compile --fqbn {request.options.board.fqbn or '<your FQBN>'} "
         + (f"{cpp17} " if profile.cpp17 else "")
-        + f"examples/{request.name}Classify"
+        + f"examples/{request.options.name}Classify"
     )
     if profile.library:
         return (
             f"1. Install `{profile.library}` from the Library Manager (this library depends on "
-            f"it).\n2. `Sketch > Include Library > Add .ZIP Library` and pick `{request.name}.zip`."
+            "it).\n2. `Sketch > Include Library > Add .ZIP Library` and pick "
+            f"`{request.options.name}.zip`."
             f"\n3. Or from a shell: `{compile_line}`."
         )
-    if request.tflm_tree is not None:
+    if request.options.tflm_tree is not None:
         vendored = "TFLM is vendored in `src/` (from the tree given to --tflm_tree)."
         return (
             f"{vendored} Current TFLM needs C++17; the mbed core defaults to gnu++14.\n\n"
-            f"1. `Sketch > Include Library > Add .ZIP Library` and pick `{request.name}.zip`.\n"
+            "1. `Sketch > Include Library > Add .ZIP Library` and pick "
+            f"`{request.options.name}.zip`.\n"
             f"2. Compile with C++17: `{compile_line}` (in the IDE, add `-std=gnu++17` to "
             "`compiler.cpp.extra_flags` in a platform.local.txt next to the core's "
             "platform.txt).\n"
@@ -311,7 +321,7 @@ def _write_library_files(
     request, library, prefix, version, profile, arena, margin_text, tokenizer_bytes
 ) -> None:
     values = {
-        "NAME": request.name,
+        "NAME": request.options.name,
         "PREFIX": prefix,
         "VERSION": version,
         "TASK": request.task,
@@ -328,18 +338,18 @@ def _write_library_files(
         "SHA256": cpp_sources.sha256(request.tflite),
         "TFLM_DESCRIPTION": profile.description,
         "INSTALL_STEPS": _install_steps(request, profile, prefix),
-        "URL": request.url,
-        "MAINTAINER": request.maintainer,
-        "ARCHITECTURES": "mbed_nano,mbed" if request.board.name == "nano33ble" else "*",
+        "URL": request.options.url,
+        "MAINTAINER": request.options.maintainer,
+        "ARCHITECTURES": "mbed_nano,mbed" if request.options.board.name == "nano33ble" else "*",
         "DEPENDS": profile.library or "",
     }
     properties = cpp_sources.render("library.properties.in", **values)
     properties = "".join(line for line in properties.splitlines(True) if not line.endswith("=\n"))
     (library / "library.properties").write_text(properties)
     (library / "README.md").write_text(cpp_sources.render("README.md.in", **values))
-    example = library / "examples" / f"{request.name}Classify"
+    example = library / "examples" / f"{request.options.name}Classify"
     example.mkdir(parents=True)
-    (example / f"{request.name}Classify.ino").write_text(
+    (example / f"{request.options.name}Classify.ino").write_text(
         cpp_sources.render("Classify.ino.in", **values)
     )
 

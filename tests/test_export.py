@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from export import boards, cpp_sources, tflm_profiles
-from export.library import LibraryRequest, export_library
+from export.library import LibraryOptions, LibraryRequest, export_library
 from export.tflm_profiles import ExportError, add_method
 from keras_models.backend import keras
 from keras_models.models import build_classifier
@@ -46,9 +46,14 @@ def tiny_int8(tiny_tokenizer):
     return {"tflite": tflite, "arena": measure_arena_bytes(tflite)["minimum"], "inputs": inputs}
 
 
+OPTION_NAMES = {"name", "board", "tflm", "tflm_tree", "arena_margin", "force", "url", "maintainer"}
+
+
 def _request(tiny_int8, tokenizer, **overrides):
+    options = {"name": "TinyIntents"}
+    options.update({k: overrides.pop(k) for k in list(overrides) if k in OPTION_NAMES})
     values = dict(
-        name="TinyIntents",
+        options=LibraryOptions(**options),
         tflite=tiny_int8["tflite"],
         tokenizer=tokenizer,
         labels=LABELS,
@@ -396,6 +401,7 @@ def test_int8_under_tflm_checks_the_lean_graph_and_drops_the_mask_bias_on_a_diff
 ):
     from tflm_embbert.data.examples import TaskData
     from tflm_embbert.tflm import int8_eval
+    from tflm_embbert.tflm.settings import Int8Settings
 
     keras.utils.set_random_seed(0)
     model = build_classifier(tiny_config(), len(LABELS))
@@ -404,8 +410,8 @@ def test_int8_under_tflm_checks_the_lean_graph_and_drops_the_mask_bias_on_a_diff
 
     def run(**kwargs):
         return int8_eval.int8_under_tflm(model, task, tiny_tokenizer, SEQ_LEN,
-                                         chunk_candidates=(0, 8), measure_arena=False,
-                                         progress=lambda line: None, **kwargs)
+                                         Int8Settings(chunk_rows=(0, 8), **kwargs),
+                                         measure_arena=False, progress=lambda line: None)
 
     converted = run()
     assert converted.lean["mask_bias"] is True

@@ -229,6 +229,7 @@ def test_qat_finetune_starts_from_the_float_model(toy_data, tiny_tokenizer):
     from keras_models import layers as L
     from tests.test_train import _task
     from tflm_embbert.quantize.qat_finetune import qat_finetune
+    from tflm_embbert.training.settings import FitSettings
 
     task = _task(160)
     (train_x, train_y), _ = toy_data
@@ -238,8 +239,8 @@ def test_qat_finetune_starts_from_the_float_model(toy_data, tiny_tokenizer):
     float_model.fit(*encode(tiny_tokenizer, task.train, SEQ_LEN), epochs=6, batch_size=8,
                     verbose=0)
     float_weights = [w.copy() for w in float_model.get_weights()]
-    result = qat_finetune(float_model, task, tiny_tokenizer, SEQ_LEN, epochs=1,
-                          learning_rate=1e-3, batch_size=8, verbose=0)
+    result = qat_finetune(float_model, task, tiny_tokenizer, SEQ_LEN,
+                          FitSettings(epochs=1, learning_rate=1e-3, batch_size=8), verbose=0)
     assert result.validation["accuracy"] >= 0.9 and result.test["accuracy"] >= 0.8
     assert result.epochs_run == 1 and result.settings["stage"] == "qat"
     wrappers = [layer for layer in result.model.layers

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,11 @@ from tests.conftest import WORDS, subprocess_env, tiny_config
 from tflm_embbert.data.encoding import auto_seq_len, encode
 from tflm_embbert.data.examples import Example, TaskData
 from tflm_embbert.pipeline import run_pipeline
+from tflm_embbert.quantize.settings import QAT_FIT
+from tflm_embbert.stages import Stages
+from tflm_embbert.tflm.settings import Int8Settings
 from tflm_embbert.training.finetune import FinetuneResult, finetune
+from tflm_embbert.training.settings import FitSettings
 
 
 def _task(n=96, regression=False, seed=0):
@@ -30,8 +35,8 @@ def _task(n=96, regression=False, seed=0):
 
 def test_two_step_training_smoke(tiny_tokenizer):
     result = finetune(
-        _task(), tiny_tokenizer, tiny_config(), seq_len=16, epochs=2, max_steps_per_epoch=2,
-        batch_size=8, verbose=0,
+        _task(), tiny_tokenizer, tiny_config(),
+        FitSettings(epochs=2, max_steps_per_epoch=2, batch_size=8), seq_len=16, verbose=0,
     )
     assert result.epochs_run == 2
     assert set(result.test) == {"accuracy"} and 0.0 <= result.test["accuracy"] <= 1.0
@@ -41,8 +46,8 @@ def test_two_step_training_smoke(tiny_tokenizer):
 
 def test_learns_a_separable_toy_task(tiny_tokenizer):
     result = finetune(
-        _task(), tiny_tokenizer, tiny_config(), seq_len=16, epochs=8, batch_size=8,
-        learning_rate=3e-3, patience=8, verbose=0,
+        _task(), tiny_tokenizer, tiny_config(),
+        FitSettings(epochs=8, batch_size=8, learning_rate=3e-3, patience=8), seq_len=16, verbose=0,
     )
     assert result.validation["accuracy"] >= 0.9
     assert result.test["accuracy"] >= 0.8
@@ -50,8 +55,9 @@ def test_learns_a_separable_toy_task(tiny_tokenizer):
 
 def test_restores_best_validation_epoch(tiny_tokenizer):
     task = _task()
-    result = finetune(task, tiny_tokenizer, tiny_config(), seq_len=16, epochs=3, batch_size=8,
-                      learning_rate=3e-3, verbose=0)
+    result = finetune(task, tiny_tokenizer, tiny_config(),
+                      FitSettings(epochs=3, batch_size=8, learning_rate=3e-3), seq_len=16,
+                      verbose=0)
     inputs, labels = encode(tiny_tokenizer, task.validation, 16)
     predicted = result.model.predict(inputs, verbose=0).argmax(-1)
     assert np.mean(predicted == labels) == pytest.approx(result.validation["accuracy"])
@@ -61,11 +67,13 @@ def test_fit_resumes_after_its_last_checkpointed_epoch(tiny_tokenizer, tmp_path)
     """A second fit with the same backup_dir starts after epoch 2 and still knows that run's best
     epoch: epochs 3-4 use a learning rate that wrecks the model, so the best must come from 1-2."""
     task, backup, log = _task(), tmp_path / "backup", tmp_path / "log.csv"
-    common = dict(seq_len=16, batch_size=8, verbose=0, backup_dir=backup, log_csv=log, seed=3)
-    first = finetune(task, tiny_tokenizer, tiny_config(), epochs=2, learning_rate=3e-3, **common)
+    common = dict(seq_len=16, verbose=0, backup_dir=backup, log_csv=log)
+    fit = FitSettings(batch_size=8, seed=3)
+    first = finetune(task, tiny_tokenizer, tiny_config(),
+                     replace(fit, epochs=2, learning_rate=3e-3), **common)
     assert first.validation["accuracy"] >= 0.9 and first.resumed_from_epoch == 0
-    second = finetune(task, tiny_tokenizer, tiny_config(), epochs=4, learning_rate=30.0,
-                      patience=5, **common)
+    second = finetune(task, tiny_tokenizer, tiny_config(),
+                      replace(fit, epochs=4, learning_rate=30.0, patience=5), **common)
     assert second.resumed_from_epoch == 2 and second.epochs_run == 4
     assert len(log.read_text().strip().splitlines()) == 1 + 4  # header, then epochs 1-4 once
     assert second.best_epoch == first.best_epoch and second.validation == first.validation
@@ -75,8 +83,9 @@ def test_fit_resumes_after_its_last_checkpointed_epoch(tiny_tokenizer, tmp_path)
 
 
 def test_finetune_result_json_round_trip(tiny_tokenizer):
-    result = finetune(_task(), tiny_tokenizer, tiny_config(), seq_len=16, epochs=1,
-                      max_steps_per_epoch=1, batch_size=8, verbose=0)
+    result = finetune(_task(), tiny_tokenizer, tiny_config(),
+                      FitSettings(epochs=1, max_steps_per_epoch=1, batch_size=8), seq_len=16,
+                      verbose=0)
     assert FinetuneResult.from_json(result.model, result.to_json()).to_json() == result.to_json()
 
 
@@ -92,14 +101,20 @@ def test_pipeline_resume_reuses_finished_stages(tiny_tokenizer, tmp_path):
         if "int8 conversion" in line:
             raise Stop(line)
 
-    args = dict(seq_len=16, epochs=2, qat_epochs=1, int8=True, batch_size=8,
-                calibration_examples=16, verbose=0, resume=True)
+    stages = Stages(
+        float_fit=FitSettings(epochs=2, batch_size=8),
+        qat_fit=replace(QAT_FIT, epochs=1, batch_size=8),
+        int8=Int8Settings(calibration_examples=16),
+    )
+    args = dict(seq_len=16, verbose=0, resume=True)
     with pytest.raises(Stop):
-        run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=stop_at_int8, **args)
+        run_pipeline(task, tiny_tokenizer, tiny_config(), out, stages, progress=stop_at_int8,
+                     **args)
     staging = tmp_path / "out.tmp"
     kept = {name: json.loads((staging / f"{name}.json").read_text()) for name in ("float", "qat")}
     lines = []
-    results = run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=lines.append, **args)
+    results = run_pipeline(task, tiny_tokenizer, tiny_config(), out, stages,
+                           progress=lines.append, **args)
     assert "resuming the interrupted run in" in lines[0]
     assert sum("done by an earlier run" in line for line in lines) == 2
     assert results["float"] == kept["float"] and results["qat"] == kept["qat"]
@@ -107,17 +122,18 @@ def test_pipeline_resume_reuses_finished_stages(tiny_tokenizer, tmp_path):
     assert {"float.json", "qat.json", "arguments.json"}.isdisjoint(p.name for p in out.iterdir())
 
     with pytest.raises(Stop):
-        run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=stop_at_int8, **args)
+        run_pipeline(task, tiny_tokenizer, tiny_config(), out, stages, progress=stop_at_int8,
+                     **args)
     lines = []
-    run_pipeline(task, tiny_tokenizer, tiny_config(), out, progress=lines.append,
-                 **{**args, "seed": 2, "qat_epochs": 0})
+    run_pipeline(task, tiny_tokenizer, tiny_config(), out,
+                 replace(stages, qat_fit=None).with_seed(2), progress=lines.append, **args)
     assert "other arguments: starting again" in lines[0]
     assert not any("done by an earlier run" in line for line in lines)
 
 
 def test_regression_head(tiny_tokenizer):
-    result = finetune(_task(regression=True), tiny_tokenizer, tiny_config(), seq_len=16,
-                      epochs=1, batch_size=8, verbose=0)
+    result = finetune(_task(regression=True), tiny_tokenizer, tiny_config(),
+                      FitSettings(epochs=1, batch_size=8), seq_len=16, verbose=0)
     assert result.model.output_shape == (None, 1)
     assert set(result.test) == {"spearman", "pearson"}
 
@@ -126,15 +142,16 @@ def test_from_pretrained_backbone(tiny_tokenizer, tmp_path):
     config = tiny_config()
     pretrainer = build_pretrainer(config)
     save_backbone(pretrainer, config, tmp_path / "backbone")
-    result = finetune(_task(), tiny_tokenizer, config, backbone_dir=tmp_path / "backbone",
-                      seq_len=16, epochs=1, max_steps_per_epoch=1, batch_size=8, verbose=0)
+    result = finetune(_task(), tiny_tokenizer, config,
+                      FitSettings(epochs=1, max_steps_per_epoch=1, batch_size=8),
+                      backbone_dir=tmp_path / "backbone", seq_len=16, verbose=0)
     assert result.settings["from_backbone"] == str(tmp_path / "backbone")
 
 
 def test_vocab_mismatch_is_a_clear_error(tiny_tokenizer):
     with pytest.raises(ValueError, match="tokenizer has 120 tokens but the model expects 99"):
-        finetune(_task(), tiny_tokenizer, tiny_config(vocabulary_size=99), seq_len=16,
-                 epochs=1, verbose=0)
+        finetune(_task(), tiny_tokenizer, tiny_config(vocabulary_size=99),
+                 FitSettings(epochs=1), seq_len=16, verbose=0)
 
 
 def test_auto_seq_len(tiny_tokenizer):

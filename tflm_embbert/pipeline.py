@@ -3,7 +3,7 @@
 `run_pipeline` writes one output folder (staged in `<out>.tmp`, renamed when complete):
     model.keras          float classifier, best validation epoch       train_log.csv
                          (or the given `float_model`, not retrained)
-    qat.keras            QAT classifier (when qat_epochs > 0)          qat_log.csv
+    qat.keras            QAT classifier (with a QAT stage)             qat_log.csv
     model_int8.tflite    full-integer model (QAT's when there is one, else post-training)
     model_ptq.tflite     post-training int8 of the float model (when ptq=True)
     memory.json / .md    flash, TFLM arena, tensors alive at the peak, the paper's count
@@ -29,8 +29,10 @@ from tflm_embbert.data.examples import TaskData
 from tflm_embbert.data.tokenizer import Tokenizer
 from tflm_embbert.quantize.qat import load_qat_model
 from tflm_embbert.quantize.qat_finetune import qat_finetune
+from tflm_embbert.stages import Stages
 from tflm_embbert.tflm.int8_eval import int8_under_tflm
 from tflm_embbert.tflm.memory_report import memory_markdown
+from tflm_embbert.tflm.settings import Int8Settings
 from tflm_embbert.training.finetune import FinetuneResult, finetune, load_trained
 
 
@@ -43,23 +45,18 @@ def run_pipeline(
     tokenizer: Tokenizer,
     config,
     out: str | Path,
+    stages: Stages | None = None,
     *,
     backbone_dir=None,
     float_model: str | Path | None = None,
     seq_len: int = 0,
-    epochs: int = 10,
-    qat_epochs: int = 0,
-    qat_learning_rate: float = 2e-5,
-    int8: bool = False,
-    ptq: bool = False,
-    calibration_examples: int = 200,
-    seed: int = 0,
     verbose: int = 1,
     progress=None,
     resume: bool = False,
-    **finetune_kwargs,
 ) -> dict:
-    """Runs the stages asked for and returns the results.json dict (see the module docstring)."""
+    """Runs `stages` (default: float fine-tuning only) and returns the results.json dict (see
+    the module docstring)."""
+    stages = stages or Stages()
     progress = progress or _say
     started = time.time()
     arguments = {
@@ -70,37 +67,32 @@ def run_pipeline(
         "float_model": str(float_model) if float_model else None,
         "vocab_size": tokenizer.vocab_size,
         "seq_len": seq_len,
-        "epochs": epochs,
-        "qat_epochs": qat_epochs,
-        "qat_learning_rate": qat_learning_rate,
-        "seed": seed,
-        **{k: repr(v) for k, v in sorted(finetune_kwargs.items())},
+        "stages": stages.to_json(),
     }
     staging = _staging(out, arguments, resume, progress)
-    stages = 2 + (qat_epochs > 0) + int8 + ptq
-    step = iter(range(1, stages + 1))
+    int8_settings = stages.int8 or Int8Settings(seed=stages.float_fit.seed)
+    count = 2 + bool(stages.qat_fit) + bool(stages.int8) + stages.ptq
+    step = iter(range(1, count + 1))
 
     if float_model:
-        progress(f"[{next(step)}/{stages}] float model: {float_model} (no float training)")
+        progress(f"[{next(step)}/{count}] float model: {float_model} (no float training)")
         floated = load_trained(float_model, task, tokenizer, seq_len)
         floated.model.save(staging / "model.keras")
     elif resume and (done := _finished_stage(staging, "float", "model.keras")):
-        progress(f"[{next(step)}/{stages}] float fine-tuning: done by an earlier run")
+        progress(f"[{next(step)}/{count}] float fine-tuning: done by an earlier run")
         floated = done
     else:
-        progress(f"[{next(step)}/{stages}] float fine-tuning on {task.name}")
+        progress(f"[{next(step)}/{count}] float fine-tuning on {task.name}")
         floated = finetune(
             task,
             tokenizer,
             config,
+            stages.float_fit,
             backbone_dir=backbone_dir,
             seq_len=seq_len,
-            epochs=epochs,
-            seed=seed,
             verbose=verbose,
             log_csv=staging / "train_log.csv",
             backup_dir=staging / "backup_float" if resume else None,
-            **finetune_kwargs,
         )
         _keep_stage(staging, "float", "model.keras", floated)
     seq_len = floated.seq_len
@@ -114,22 +106,19 @@ def run_pipeline(
 
     references = {"float": floated.model}
     deployed = floated.model
-    if qat_epochs > 0 and resume and (qat := _finished_stage(staging, "qat", "qat.keras")):
-        progress(f"[{next(step)}/{stages}] quantization-aware training: done by an earlier run")
+    if stages.qat_fit and resume and (qat := _finished_stage(staging, "qat", "qat.keras")):
+        progress(f"[{next(step)}/{count}] quantization-aware training: done by an earlier run")
         results["qat"] = qat.to_json()
         references["qat"] = deployed = qat.model
-    elif qat_epochs > 0:
-        progress(f"[{next(step)}/{stages}] quantization-aware training")
+    elif stages.qat_fit:
+        progress(f"[{next(step)}/{count}] quantization-aware training")
         qat = qat_finetune(
             floated.model,
             task,
             tokenizer,
             seq_len,
+            stages.qat_fit,
             config=floated.config,
-            epochs=qat_epochs,
-            learning_rate=qat_learning_rate,
-            batch_size=finetune_kwargs.get("batch_size", 32),
-            seed=seed,
             log_csv=staging / "qat_log.csv",
             verbose=verbose,
             backup_dir=staging / "backup_qat" if resume else None,
@@ -138,17 +127,16 @@ def run_pipeline(
         results["qat"] = qat.to_json()
         references["qat"] = deployed = qat.model
 
-    if int8:
-        kind = "QAT" if qat_epochs > 0 else "post-training"
-        progress(f"[{next(step)}/{stages}] {kind} int8 conversion + TFLM check")
+    if stages.int8:
+        kind = "QAT" if stages.qat_fit else "post-training"
+        progress(f"[{next(step)}/{count}] {kind} int8 conversion + TFLM check")
         converted = int8_under_tflm(
             deployed,
             task,
             tokenizer,
             seq_len,
+            stages.int8,
             references=references,
-            calibration_examples=calibration_examples,
-            seed=seed,
             progress=progress,
         )
         (staging / "model_int8.tflite").write_bytes(converted.tflite)
@@ -157,23 +145,22 @@ def run_pipeline(
         (staging / "memory.md").write_text(
             memory_markdown(converted.memory, f"{task.name}: int8 under TFLM")
         )
-    if ptq:
-        progress(f"[{next(step)}/{stages}] post-training int8 (no QAT) + TFLM check")
+    if stages.ptq:
+        progress(f"[{next(step)}/{count}] post-training int8 (no QAT) + TFLM check")
         converted = int8_under_tflm(
             floated.model,
             task,
             tokenizer,
             seq_len,
+            int8_settings,
             references={"float": floated.model},
-            calibration_examples=calibration_examples,
-            seed=seed,
             measure_arena=False,
             progress=progress,
         )
         (staging / "model_ptq.tflite").write_bytes(converted.tflite)
         results["ptq_int8_tflm"] = converted.to_json()
 
-    progress(f"[{next(step)}/{stages}] writing {out}")
+    progress(f"[{next(step)}/{count}] writing {out}")
     for name in ("float.json", "qat.json", "arguments.json"):
         (staging / name).unlink(missing_ok=True)
     tokenizer.save(staging)

@@ -24,6 +24,7 @@ from pathlib import Path
 from absl import app, flags
 
 from keras_models.presets import PRESETS, get_config
+from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
 from tflm_embbert.data.flags import load_data
 from tflm_embbert.data.tokenizer import Tokenizer
@@ -36,22 +37,17 @@ flags.DEFINE_bool("from_scratch", False, "Ignore --backbone and start from rando
 flags.DEFINE_enum("preset", "embbert", list(PRESETS), "Architecture when --from_scratch.")
 flags.DEFINE_string("tokenizer", None, "Tokenizer folder (default: the backbone's / shipped).")
 flags.DEFINE_integer("seq_len", 0, "Sequence length; 0 = 99th percentile of train lengths.")
-flags.DEFINE_integer("epochs", 10, "Maximum epochs.")
-flags.DEFINE_integer("patience", 3, "Early stopping patience (epochs without improvement).")
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_float("learning_rate", 1e-4, "AdamW learning rate (constant).")
-flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
+stage_flags.define_fit_flags()
 flags.DEFINE_string(
     "float_model",
     None,
     "Start from this trained float model.keras (skip the "
     "float fine-tuning; use with --qat_epochs and/or --int8).",
 )
-flags.DEFINE_integer("qat_epochs", 0, "Quantization-aware epochs after the float ones (0: none).")
-flags.DEFINE_float("qat_learning_rate", 2e-5, "AdamW learning rate of the QAT epochs.")
+stage_flags.define_qat_flags()
 flags.DEFINE_bool("int8", False, "Convert to full-integer .tflite and check it under TFLM.")
 flags.DEFINE_bool("ptq", False, "Also score post-training int8 of the float model (no QAT).")
-flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating int8 ranges.")
+stage_flags.define_int8_flags()
 flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.mark_flag_as_required("out")
 
@@ -74,25 +70,19 @@ def main(argv):
         f"{'from ' + backbone if backbone else 'from scratch (' + f.preset + ')'}",
         flush=True,
     )
+    try:
+        stages = stage_flags.stages(f, int8=f.int8, ptq=f.ptq)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     results = run_pipeline(
         task,
         tokenizer,
         config,
         f.out,
+        stages,
         backbone_dir=backbone,
         float_model=f.float_model,
         seq_len=f.seq_len,
-        epochs=f.epochs,
-        qat_epochs=f.qat_epochs,
-        qat_learning_rate=f.qat_learning_rate,
-        int8=f.int8,
-        ptq=f.ptq,
-        calibration_examples=f.calibration_examples,
-        batch_size=f.batch_size,
-        learning_rate=f.learning_rate,
-        weight_decay=f.weight_decay,
-        patience=f.patience,
-        seed=f.seed,
         verbose=f.verbose,
     )
     print(json.dumps(summary(results), indent=2))

@@ -71,7 +71,7 @@ class LeanOptions:
     mask_bias: padded keys masked by one per-key bias (module doc) instead of the per-row floor.
     """
 
-    chunk_rows: int = 32
+    chunk_rows: int = 0  # as the export's first choice (tflm.settings.Int8Settings.chunk_rows)
     pretranspose: bool = True
     chunk_scope: str = "layer"
     mask_bias: bool = True

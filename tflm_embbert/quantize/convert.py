@@ -20,16 +20,17 @@ def to_int8_tflite(
     seq_len: int,
     representative_inputs: dict,
     max_calibration_examples: int = 200,
-    per_channel_dense: bool = True,
+    per_channel_dense: bool = False,
 ) -> bytes:
     """Full-integer .tflite of a classifier taking int32 token_ids/segment_ids of shape (1, L).
 
     `representative_inputs` ({"token_ids": (n, L) int32, "segment_ids": (n, L) int32}, drawn from
     the training data) calibrates the ranges of tensors without a QAT fake-quant; a QAT model keeps
     its trained ranges. Output: int8 logits (scale and zero point in `inspect_tflite(...).outputs`).
-    per_channel_dense=False keeps one weight scale per Dense kernel (QAT's own grid) instead of
-    the converter's per-channel re-quantization; TFLM then needs no per-channel multiplier arrays
-    for FULLY_CONNECTED, which matters when `lean_graph` repeats an FC per row chunk.
+    per_channel_dense=False (the default, as in the export) keeps one weight scale per Dense
+    kernel (QAT's own grid) instead of the converter's per-channel re-quantization; TFLM then
+    needs no per-channel multiplier arrays for FULLY_CONNECTED, which matters when `lean_graph`
+    repeats an FC per row chunk.
     """
     arrays = _check_inputs(representative_inputs, seq_len)
     count = min(len(arrays["token_ids"]), max_calibration_examples)

@@ -41,9 +41,7 @@ from tflm_embbert.quantize.prepare import prepare_for_conversion
 from tflm_embbert.quantize.rewrites import trained_parameters
 from tflm_embbert.tflm.check import measure_arena_bytes, run_tflm
 from tflm_embbert.tflm.memory_report import memory_report
-
-# Row-chunk sizes smallest_lean tries by default (0: no chunks); export_tflite's --chunk_rows.
-DEFAULT_CHUNK_ROWS = (0, 64, 32)
+from tflm_embbert.tflm.settings import Int8Settings
 
 
 @dataclass
@@ -72,6 +70,18 @@ class Int8Result:
             "seconds": self.seconds,
         }
 
+    @classmethod
+    def from_json(cls, tflite: bytes, values: dict) -> Int8Result:
+        """The inverse of `to_json` (e.g. a pipeline's results.json entry and its .tflite)."""
+        names = ("test", "agreement", "memory", "op_counts", "output_quantization", "seconds")
+        return cls(
+            tflite=tflite,
+            **{name: values[name] for name in names},
+            lean=values.get("lean"),
+            lean_check=values.get("lean_check"),
+            per_channel_dense=values.get("per_channel_dense", False),
+        )
+
 
 def calibration_inputs(tokenizer: Tokenizer, task: TaskData, seq_len: int, count: int, seed: int):
     """`count` training examples, a seeded random sample, encoded at `seq_len`."""
@@ -86,43 +96,47 @@ def int8_under_tflm(
     task: TaskData,
     tokenizer: Tokenizer,
     seq_len: int,
+    settings: Int8Settings | None = None,
     *,
     references: dict | None = None,
-    calibration_examples: int = 200,
-    seed: int = 0,
     measure_arena: bool = True,
-    lean: bool = True,
-    chunk_candidates: tuple = DEFAULT_CHUNK_ROWS,
-    per_channel_dense: bool = False,
-    mask_bias: bool = True,
-    lean_check_examples: int = 500,
     progress=None,
 ) -> Int8Result:
-    """Converts, checks and scores `model` under TFLM (see the module docstring)."""
+    """Converts, checks and scores `model` under TFLM (see the module docstring); `settings`
+    defaults to Int8Settings()."""
+    settings = settings or Int8Settings()
     progress = progress or (lambda line: print(line, flush=True))
     seconds = {}
     started = time.time()
     parameters = trained_parameters(model)
     model = prepare_for_conversion(model)
-    calibration = calibration_inputs(tokenizer, task, seq_len, calibration_examples, seed)
-    straight = to_int8_tflite(model, seq_len, calibration, per_channel_dense=per_channel_dense)
+    calibration = calibration_inputs(
+        tokenizer, task, seq_len, settings.calibration_examples, settings.seed
+    )
+    straight = to_int8_tflite(
+        model, seq_len, calibration, per_channel_dense=settings.per_channel_dense
+    )
     tflite, lean_choice, arena = straight, None, None
     test_x, test_y = encode(tokenizer, task.test, seq_len)
     lean_check = None
-    if lean:
+    if settings.lean:
         tflite, lean_choice, arena = smallest_lean(
-            straight, chunk_candidates, measure_arena, progress, mask_bias=mask_bias
+            straight, settings.chunk_rows, measure_arena, progress, mask_bias=settings.mask_bias
         )
-        lean_check = compare_graphs(straight, tflite, test_x, lean_check_examples, seed)
+        lean_check = compare_graphs(
+            straight, tflite, test_x, settings.lean_check_examples, settings.seed
+        )
         if lean_check["max_lsb"] and lean_choice.get("mask_bias"):
             progress(
                 f"lean graph: {lean_check['max_lsb']} LSB from the converter's graph with the "
                 "mask bias; choosing again without it"
             )
             tflite, lean_choice, arena = smallest_lean(
-                straight, chunk_candidates, measure_arena, progress, mask_bias=False
+                straight, settings.chunk_rows, measure_arena, progress, mask_bias=False
             )
-            lean_check = compare_graphs(straight, tflite, test_x, lean_check_examples, seed)
+            lean_check = compare_graphs(
+                straight, tflite, test_x, settings.lean_check_examples, settings.seed
+            )
         if lean_check["max_lsb"]:
             raise ValueError(
                 f"lean graph: its int8 logits differ from the converter's graph by up to "
@@ -173,7 +187,7 @@ def int8_under_tflm(
         seconds=seconds,
         lean=lean_choice,
         lean_check=lean_check,
-        per_channel_dense=per_channel_dense,
+        per_channel_dense=settings.per_channel_dense,
     )
 
 

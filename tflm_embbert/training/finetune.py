@@ -23,6 +23,7 @@ from tflm_embbert.data.examples import TaskData
 from tflm_embbert.data.metrics import compute_metrics
 from tflm_embbert.data.tokenizer import Tokenizer
 from tflm_embbert.training.schedules import adamw
+from tflm_embbert.training.settings import FitSettings
 
 
 class BestOnValidation(keras.callbacks.Callback):
@@ -172,24 +173,18 @@ def finetune(
     task: TaskData,
     tokenizer: Tokenizer,
     config: BackboneConfig | None,
+    fit: FitSettings | None = None,
     *,
     backbone_dir: str | Path | None = None,
     seq_len: int = 0,
-    epochs: int = 10,
-    batch_size: int = 32,
-    learning_rate: float = 1e-4,
-    weight_decay: float = 0.05,
-    warmup_steps: int = 0,
-    patience: int = 3,
-    seed: int = 0,
-    max_steps_per_epoch: int | None = None,
     log_csv: str | Path | None = None,
     verbose: int = 1,
     backup_dir: str | Path | None = None,
 ) -> FinetuneResult:
     """Fine-tunes from `backbone_dir`'s pretrained backbone (its own config is used), or trains
     `config` from scratch when `backbone_dir` is None. With `backup_dir` the fit resumes from
-    the last epoch checkpointed there (see `fit_best_epoch`)."""
+    the last epoch checkpointed there (see `fit_best_epoch`). `fit` defaults to FitSettings()."""
+    fit = fit or FitSettings()
     if backbone_dir is not None:
         backbone, config = load_backbone(backbone_dir)
     elif config is None:
@@ -206,51 +201,68 @@ def finetune(
             f"seq_len {seq_len} exceeds the model's max_sequence_length "
             f"{config.max_sequence_length}"
         )
-    train_x, train_y = encode(tokenizer, task.train, seq_len)
-    val_x, val_y = encode(tokenizer, task.validation, seq_len)
-
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(fit.seed)
     model = build_classifier(config, task.num_labels)
     if backbone_dir is not None:
         transfer_backbone_weights(backbone, model)
+    return fit_and_score(
+        model,
+        task,
+        tokenizer,
+        seq_len,
+        fit,
+        config=config,
+        settings={
+            "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
+            "train_examples": len(task.train),
+            "validation_examples": len(task.validation),
+            "test_examples": len(task.test),
+        },
+        log_csv=log_csv,
+        verbose=verbose,
+        backup_dir=backup_dir,
+    )
+
+
+def fit_and_score(
+    model,
+    task: TaskData,
+    tokenizer: Tokenizer,
+    seq_len: int,
+    fit: FitSettings,
+    *,
+    config: BackboneConfig | None,
+    settings: dict,
+    log_csv: str | Path | None,
+    verbose: int,
+    backup_dir: str | Path | None,
+) -> FinetuneResult:
+    """Fits `model` in place on the task's train split (`fit_best_epoch`), then scores the test
+    split once on the kept weights; `settings` are added to the result's settings."""
+    train = encode(tokenizer, task.train, seq_len)
+    validation = encode(tokenizer, task.validation, seq_len)
     fitted = fit_best_epoch(
         model,
         task,
-        (train_x, train_y),
-        (val_x, val_y),
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        warmup_steps=warmup_steps,
-        patience=patience,
-        seed=seed,
-        max_steps_per_epoch=max_steps_per_epoch,
+        train,
+        validation,
+        fit,
         log_csv=log_csv,
         verbose=verbose,
         backup_dir=Path(backup_dir) if backup_dir else None,
     )
-    test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
     return FinetuneResult(
         model=model,
         config=config,
         seq_len=seq_len,
-        test=test,
+        test=evaluate(model, tokenizer, task.test, task.metric, seq_len),
         **fitted,
         settings={
             "task": task.name,
             "test_split": task.test_split,
             "metric": task.metric,
-            "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "weight_decay": weight_decay,
-            "patience": patience,
-            "seed": seed,
-            "train_examples": len(task.train),
-            "validation_examples": len(task.validation),
-            "test_examples": len(task.test),
+            **settings,
+            **fit.to_json(),
         },
     )
 
@@ -260,15 +272,8 @@ def fit_best_epoch(
     task: TaskData,
     train: tuple,
     validation: tuple,
+    fit: FitSettings,
     *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    weight_decay: float,
-    warmup_steps: int,
-    patience: int,
-    seed: int,
-    max_steps_per_epoch: int | None,
     log_csv,
     verbose: int,
     backup_dir: Path | None = None,
@@ -287,16 +292,18 @@ def fit_best_epoch(
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(
-        optimizer=adamw(learning_rate, weight_decay, warmup_steps), loss=loss, metrics=metrics
+        optimizer=adamw(fit.learning_rate, fit.weight_decay, fit.warmup_steps),
+        loss=loss,
+        metrics=metrics,
     )
     train_ds = (
         tf.data.Dataset.from_tensor_slices((train_x, train_y))
-        .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        .shuffle(len(train_y), seed=fit.seed, reshuffle_each_iteration=True)
+        .batch(fit.batch_size)
         .prefetch(2)
     )
     best = BestOnValidation(
-        val_x, val_y, task.metric, patience, backup_dir / "best" if backup_dir else None
+        val_x, val_y, task.metric, fit.patience, backup_dir / "best" if backup_dir else None
     )
     timer = _StepTimer()
     callbacks = [timer, best]  # `best` saves its state before BackupAndRestore saves the model
@@ -309,8 +316,8 @@ def fit_best_epoch(
     started = time.time()
     model.fit(
         train_ds,
-        epochs=epochs,
-        steps_per_epoch=max_steps_per_epoch,
+        epochs=fit.epochs,
+        steps_per_epoch=fit.max_steps_per_epoch,
         callbacks=callbacks,
         verbose=verbose,
     )
@@ -322,6 +329,7 @@ def fit_best_epoch(
         "step_seconds": timer.mean_step(),
         "resumed_from_epoch": best.resumed_from_epoch,
     }
+
 
 def load_trained(
     path: str | Path, task: TaskData, tokenizer: Tokenizer, seq_len: int = 0
