@@ -49,3 +49,29 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def data_dir(flag_value: str | None) -> Path:
+    """--data_dir, else the shared data beside the checkout."""
+    from tflm_embbert.common import paths
+
+    return Path(flag_value) if flag_value else paths.shared_data_dir()
+
+
+def cached_cell(path: Path, label: str, compute, wall_key: str = "wall_seconds") -> dict:
+    """The result cell at `path`: read when an earlier run wrote it (resumable benches), else
+    computed by `compute()`, timed under `wall_key` and written atomically."""
+    if path.exists():
+        print(f"[cached] {path}")
+        return json.loads(path.read_text())
+    print(f"[run] {label}", flush=True)
+    started = time.time()
+    cell = compute()
+    cell[wall_key] = round(time.time() - started, 1)
+    write_json(path, cell)
+    return cell
+
+
+def read_cells(folder: Path) -> list[dict]:
+    """Every result cell (*.json) in `folder`, by file name."""
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

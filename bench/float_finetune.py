@@ -11,9 +11,7 @@ train); GLUE tasks report their dev split.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bench.common import machine, markdown_table, write_json  # noqa: E402
+from bench import common  # noqa: E402
 from keras_models.presets import PRESETS, get_config  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import load_task  # noqa: E402
@@ -79,27 +77,21 @@ def run_cell(task_name: str, init: str, seed: int, data_dir: Path) -> dict:
 def main(argv):
     del argv
     out = Path(FLAGS.out)
-    data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
-    cells = []
+    data = common.data_dir(FLAGS.data_dir)
     for task_name in FLAGS.tasks:
         for init in FLAGS.inits:
             for seed in map(int, FLAGS.seeds):
-                path = out / "cells" / f"{task_name}_{init}_seed{seed}.json"
-                if path.exists():
-                    print(f"[cached] {path}")
-                else:
-                    print(f"[run] {task_name} / {init} / seed {seed}", flush=True)
-                    started = time.time()
-                    cell = run_cell(task_name, init, seed, data_dir)
-                    cell["wall_seconds"] = round(time.time() - started, 1)
-                    write_json(path, cell)
-                cells.append(json.loads(path.read_text()))
+                common.cached_cell(
+                    out / "cells" / f"{task_name}_{init}_seed{seed}.json",
+                    f"{task_name} / {init} / seed {seed}",
+                    lambda t=task_name, i=init, s=seed: run_cell(t, i, s, data),
+                )
     write_report(out)
 
 
 def write_report(out: Path) -> None:
     """results.json + results.md from every cell in <out>/cells (also ones from earlier runs)."""
-    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    cells = common.read_cells(out / "cells")
     rows = []
     for cell in cells:
         metric = cell["metric"]
@@ -142,15 +134,15 @@ def write_report(out: Path) -> None:
         [task, init, len(v), f"{np.mean(v):.2f} ± {np.std(v):.2f}", PAPER_FLOAT.get(task, "-")]
         for (task, init), v in sorted(groups.items())
     ]
-    write_json(out / "results.json", {"machine": machine(), "cells": cells})
+    common.write_json(out / "results.json", {"machine": common.machine(), "cells": cells})
     (out / "results.md").write_text(
         "# Float fine-tuning: `embbert`, shipped backbone vs from scratch\n\n"
         "Primary metric of each task (accuracy for these), in percent. Validation = seeded 10% "
         "of train; test = official test split (GLUE: dev). Command: "
         "`python bench/float_finetune.py`.\n\n## Test, mean ± std over seeds\n\n"
-        + markdown_table(["task", "init", "seeds", "test %", "paper float %"], summary_rows)
+        + common.markdown_table(["task", "init", "seeds", "test %", "paper float %"], summary_rows)
         + "\n## Every cell\n\n"
-        + markdown_table(header, rows)
+        + common.markdown_table(header, rows)
     )
     print((out / "results.md").read_text())
 

@@ -12,9 +12,7 @@ recomputed (resumable); results.json / results.md gather every cell.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bench.common import machine, markdown_table, write_json  # noqa: E402
+from bench import common  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import load_task  # noqa: E402
 from tflm_embbert.data.tokenizer import Tokenizer  # noqa: E402
@@ -77,18 +75,15 @@ def run_cell(task_name: str, seed: int, data_dir: Path) -> dict:
 def main(argv):
     del argv
     out = Path(FLAGS.out)
-    data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
+    data = common.data_dir(FLAGS.data_dir)
     for task_name in FLAGS.tasks:
         for seed in map(int, FLAGS.seeds):
-            path = out / "cells" / f"{task_name}_seed{seed}.json"
-            if path.exists():
-                print(f"[cached] {path}")
-                continue
-            print(f"[run] {task_name} / seed {seed}", flush=True)
-            started = time.time()
-            cell = run_cell(task_name, seed, data_dir)
-            cell["bench_wall_seconds"] = round(time.time() - started, 1)
-            write_json(path, cell)
+            common.cached_cell(
+                out / "cells" / f"{task_name}_seed{seed}.json",
+                f"{task_name} / seed {seed}",
+                lambda t=task_name, s=seed: run_cell(t, s, data),
+                wall_key="bench_wall_seconds",
+            )
     write_report(out)
 
 
@@ -98,7 +93,7 @@ def _score(cell: dict, stage: str) -> float:
 
 def write_report(out: Path) -> None:
     """results.json + results.md from every cell in <out>/cells."""
-    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    cells = common.read_cells(out / "cells")
     rows = []
     for cell in cells:
         int8 = cell["int8_tflm"]
@@ -146,7 +141,7 @@ def write_report(out: Path) -> None:
         + [f"{label} %" for _, label in STAGES]
         + ["int8 (QAT) - float pp", "int8 (PTQ) - float pp"]
     )
-    write_json(out / "results.json", {"machine": machine(), "cells": cells})
+    common.write_json(out / "results.json", {"machine": common.machine(), "cells": cells})
     (out / "results.md").write_text(
         "# `embbert`: float vs QAT vs full-integer under TFLM\n\n"
         "Accuracy on the test split (GLUE: dev), in percent; every int8 figure is the model run "
@@ -155,9 +150,9 @@ def write_report(out: Path) -> None:
         "to 2 epochs (lr 2e-5) from the float model, best epoch on validation; PTQ = "
         "post-training int8 of the float model (200 calibration examples from train). Command: "
         "`python bench/int8_accuracy.py --seeds 0,1,2`.\n\n## Mean ± std over seeds\n\n"
-        + markdown_table(summary_header, summary_rows)
+        + common.markdown_table(summary_header, summary_rows)
         + "\n## Every cell\n\n"
-        + markdown_table(header, rows)
+        + common.markdown_table(header, rows)
     )
     print((out / "results.md").read_text())
 

@@ -1,6 +1,6 @@
 """Does the int8 model keep its predictions when the same inputs are padded to a longer L?
 
-    python bench/int8_length.py --model_dir runs/bench_int8/emotion_seed0 --task emotion
+    python bench/int8_length.py --run runs/bench_int8/emotion_seed0 --task emotion
 
 In float, padded keys are masked and the conv branch is causal, so the [CLS] logits of n real
 tokens are the same at every L >= n. In int8 the longer graph has other calibrated ranges (the
@@ -33,7 +33,7 @@ from tflm_embbert.tflm.check import run_tflm  # noqa: E402
 from tflm_embbert.tflm.int8_eval import calibration_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "runs/bench_int8/emotion_seed0", "A pipeline output folder.")
+flags.DEFINE_string("run", "runs/bench_int8/emotion_seed0", "A pipeline output folder.")
 flags.DEFINE_string("task", "emotion", "Task of that model.")
 flags.DEFINE_integer("seed", 0, "Seed of that model's validation slice.")
 flags.DEFINE_list("lengths", ["64", "128", "256"], "Lengths; the first must fit every input.")
@@ -43,7 +43,7 @@ flags.DEFINE_string("out", "bench/results/int8_length", "Result folder.")
 
 def main(argv):
     del argv
-    folder = Path(FLAGS.model_dir)
+    folder = Path(FLAGS.run)
     data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
     task = load_task(FLAGS.task, data_dir, seed=FLAGS.seed)
     if task.metric != "accuracy":
@@ -93,7 +93,7 @@ def main(argv):
     ]
     (out / f"{name}.md").write_text(
         f"# {FLAGS.task} ({folder}): the same test inputs padded to longer L, int8 under TFLM\n\n"
-        f"Command: `python bench/int8_length.py --model_dir {folder} --task {FLAGS.task}`.\n\n"
+        f"Command: `python bench/int8_length.py --run {folder} --task {FLAGS.task}`.\n\n"
         + markdown_table(
             [
                 "L",

@@ -65,7 +65,7 @@ flags.DEFINE_enum(
 flags.DEFINE_string("out", "bench/results/length_buckets", "Result folder.")
 flags.DEFINE_integer("calibration_examples", 200, "Training examples calibrating each length.")
 flags.DEFINE_integer("invokes", 20, "Host TFLM invokes timed per bucket.")
-flags.DEFINE_integer("limit", 0, "Only the first N test examples (0: all).")
+flags.DEFINE_integer("test_limit", 0, "Only the first N test examples (0: all).")
 flags.DEFINE_bool(
     "per_channel_dense",
     False,
@@ -181,7 +181,7 @@ def main(argv):
             raise app.UsageError(f"--subsets {subset}: must be within --buckets, same maximum")
     graphs, tokenizer, task = _convert_all(lengths)
     full = graphs[lengths[-1]]
-    examples = task.test[: FLAGS.limit] if FLAGS.limit else task.test
+    examples = task.test[: FLAGS.test_limit] if FLAGS.test_limit else task.test
     test_x, _ = encode(tokenizer, examples, lengths[-1])
     print(f"[full L={lengths[-1]}] running {len(examples)} test examples", flush=True)
     reference = run_tflm(full, test_x).raw
@@ -258,8 +258,8 @@ def export_study() -> None:
     model = load_qat_model(FLAGS.model, compile=False)
     tokenizer = Tokenizer.load(FLAGS.tokenizer or Path(FLAGS.model).parent)
     task = load_task(FLAGS.task, FLAGS.data_dir or paths.shared_data_dir(), seed=0)
-    if FLAGS.limit:
-        task.test = task.test[: FLAGS.limit]
+    if FLAGS.test_limit:
+        task.test = task.test[: FLAGS.test_limit]
     test_x, _ = encode(tokenizer, task.test, 256)
     results = {
         "machine": machine(),

@@ -54,70 +54,39 @@ class BackboneConfig:
         return dataclasses.replace(self, **changes)
 
 
+_BERT = BackboneConfig(arch="bert", num_layers=2, num_heads=2, intermediate_dim=160, kernel_size=0)
+_EMBEDDER = BackboneConfig(
+    arch="embedder", hidden_dim=320, embedding_dim=32, num_layers=0, kernel_size=0, pooling="rms"
+)
+
 # Parameter counts are the backbone's (no task head), from the reference configs
 # (../shared/notes/embbert-reference.md); tests check each build against them.
 PRESETS: dict[str, dict] = {
     "embbert": {
         "description": "EmbBERT (paper): Nano Embedder r_d 16, d 128, 4 blocks, conv k 32, L 256.",
         "params": 357_248,
-        "board": "nano33ble",
         "config": BackboneConfig(),
     },
     "bert_2mb": {
         "description": "BERT baseline under 2 MB: d 80, 2 post-LN layers, 2 heads, FF 160, ReLU.",
         "params": 288_720,
-        "board": "nano33ble",
         # No LayerNorm after the embeddings: the reference's 288,720 counts none.
-        "config": BackboneConfig(
-            arch="bert",
-            vocabulary_size=2048,
-            hidden_dim=80,
-            embedding_dim=None,
-            num_layers=2,
-            num_heads=2,
-            intermediate_dim=160,
-            kernel_size=0,
-        ),
+        "config": _BERT.replace(vocabulary_size=2048, hidden_dim=80, embedding_dim=None),
     },
     "nanobert": {
         "description": "NanoBERT: Nano Embedder r_d 16, d 90, 2 post-LN layers, 2 heads, FF 180.",
         "params": 269_898,
-        "board": "nano33ble",
-        "config": BackboneConfig(
-            arch="bert",
-            hidden_dim=90,
-            embedding_dim=16,
-            num_layers=2,
-            num_heads=2,
-            intermediate_dim=180,
-            kernel_size=0,
-        ),
+        "config": _BERT.replace(hidden_dim=90, embedding_dim=16, intermediate_dim=180),
     },
     "embedder": {
         "description": "Nano Embedder only (d 320, r_d 32) with an RMS-pooling head.",
         "params": 291_776,
-        "board": "nano33ble",
-        "config": BackboneConfig(
-            arch="embedder",
-            hidden_dim=320,
-            embedding_dim=32,
-            num_layers=0,
-            kernel_size=0,
-            pooling="rms",
-        ),
+        "config": _EMBEDDER,
     },
     "embedder_conv": {
         "description": "Nano Embedder (d 320, r_d 32) + causal depthwise conv k 16, RMS pooling.",
         "params": 297_216,
-        "board": "nano33ble",
-        "config": BackboneConfig(
-            arch="embedder",
-            hidden_dim=320,
-            embedding_dim=32,
-            num_layers=0,
-            kernel_size=16,
-            pooling="rms",
-        ),
+        "config": _EMBEDDER.replace(kernel_size=16),
     },
 }
 

@@ -93,16 +93,11 @@ def chunk_rows(f=FLAGS) -> tuple[int, ...]:
     return tuple(int(rows) for rows in f.chunk_rows)
 
 
+FIT_FLAGS = ("epochs", "batch_size", "learning_rate", "weight_decay", "warmup_steps", "patience")
+
+
 def fit_settings(f=FLAGS) -> FitSettings:
-    return FitSettings(
-        epochs=f.epochs,
-        batch_size=f.batch_size,
-        learning_rate=f.learning_rate,
-        weight_decay=f.weight_decay,
-        warmup_steps=f.warmup_steps,
-        patience=f.patience,
-        seed=f.seed,
-    )
+    return FitSettings(**{name: f[name].value for name in FIT_FLAGS}, seed=f.seed)
 
 
 def int8_settings(f=FLAGS) -> Int8Settings:

@@ -13,20 +13,11 @@ from pathlib import Path
 
 from absl import logging
 
+from tflm_embbert.data.datasets import TASKS
+
 TEXT_SUFFIXES = (".txt", ".tokens", ".txt.gz", ".tokens.gz")
 # Tasks whose unlabeled TRAIN-split text joins the pretraining corpus and the tokenizer's text.
-DEFAULT_TASK_TEXTS = [
-    "snips",
-    "emotion",
-    "sst2",
-    "cola",
-    "mrpc",
-    "stsb",
-    "rte",
-    "ag_news",
-    "imdb",
-    "cyberbullying",
-]
+DEFAULT_TASK_TEXTS = [name for name in TASKS if name != "wnli"]  # every task but WNLI
 
 
 def corpus_files(path: str | os.PathLike) -> list[Path]:

@@ -48,7 +48,9 @@ from tflm_embbert.graph.flatbuffer import (
     ELEMENTWISE_OPS,
     REDUCTION_OPS,
     builtin_name,
+    constant_bytes,
     serialize,
+    tensor_shape,
 )
 
 BuiltinOperator = schema_fb.BuiltinOperator
@@ -159,15 +161,10 @@ class _Rewriter:
         return builtin_name(self.model, op)
 
     def shape(self, t: int) -> list:
-        shape = self.old_tensors[t].shape
-        return [int(d) for d in shape] if shape is not None else []
+        return list(tensor_shape(self.old_tensors[t]))
 
     def is_constant(self, t: int) -> bool:
-        buffer = self.old_tensors[t].buffer
-        if not buffer or buffer >= len(self.model.buffers):
-            return False
-        data = self.model.buffers[buffer].data
-        return data is not None and len(data) > 0
+        return constant_bytes(self.model, self.old_tensors[t]) is not None
 
     def is_row(self, t: int) -> bool:
         """A (1, L, x) activation: rows are sequence positions."""

@@ -149,24 +149,22 @@ def match_topology(full: schema_fb.ModelT, shaped: schema_fb.ModelT) -> list[int
                 f"elsewhere full {a} meets shaped {pairs[a]} and shaped {b} meets full {back[b]}"
             )
 
+    def pair_io(x, y, where: str) -> None:  # the inputs and outputs of two ops or two graphs
+        for kind in ("inputs", "outputs"):
+            a, b = list(getattr(x, kind)), list(getattr(y, kind))
+            if len(a) != len(b):
+                raise ValueError(f"topology differs at {where}: {len(a)} vs {len(b)} {kind}")
+            for slot, (i, j) in enumerate(zip(a, b, strict=True)):
+                pair(int(i), int(j), f"{where} {kind[:-1]} {slot}")
+
     for i, (op, op2) in enumerate(zip(graph.operators, other.operators, strict=True)):
         name, name2 = builtin_name(full, op), builtin_name(shaped, op2)
         if name != name2:
             raise ValueError(
                 f"topology differs at op #{i}: {name} in the full graph, {name2} in shaped"
             )
-        for kind in ("inputs", "outputs"):
-            a, b = list(getattr(op, kind)), list(getattr(op2, kind))
-            if len(a) != len(b):
-                raise ValueError(f"topology differs at op #{i} {name}: {len(a)} vs {len(b)} {kind}")
-            for slot, (x, y) in enumerate(zip(a, b, strict=True)):
-                pair(int(x), int(y), f"op #{i} {name} {kind[:-1]} {slot}")
-    for kind in ("inputs", "outputs"):
-        a, b = list(getattr(graph, kind)), list(getattr(other, kind))
-        if len(a) != len(b):
-            raise ValueError(f"topology differs: {len(a)} vs {len(b)} graph {kind}")
-        for slot, (x, y) in enumerate(zip(a, b, strict=True)):
-            pair(int(x), int(y), f"graph {kind[:-1]} {slot}")
+        pair_io(op, op2, f"op #{i} {name}")
+    pair_io(graph, other, "graph")
     pairs.pop(-1, None)
     if len(pairs) != len(graph.tensors):
         raise ValueError(f"topology differs: {len(graph.tensors) - len(pairs)} tensors unpaired")

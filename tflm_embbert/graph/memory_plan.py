@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-from tflm_embbert.graph.flatbuffer import builtin_name, serialize
+from tflm_embbert.graph.flatbuffer import builtin_name, constant_bytes, serialize, tensor_shape
 
 METADATA_NAME = b"OfflineMemoryAllocation"
 ALIGNMENT = 16  # TFLM's buffer alignment (kBufferAlignment)
@@ -70,15 +70,10 @@ class _Graph:
         return builtin_name(self.model, op)
 
     def is_constant(self, t: int) -> bool:
-        buffer = self.tensors[t].buffer
-        if not buffer or buffer >= len(self.model.buffers):
-            return False
-        data = self.model.buffers[buffer].data
-        return data is not None and len(data) > 0
+        return constant_bytes(self.model, self.tensors[t]) is not None
 
     def shape(self, t: int) -> list[int]:
-        shape = self.tensors[t].shape
-        return [int(d) for d in shape] if shape is not None else []
+        return list(tensor_shape(self.tensors[t]))
 
     def nbytes(self, t: int) -> int:
         return int(np.prod(self.shape(t), dtype=np.int64)) * _ITEM_BYTES[self.tensors[t].type]
