@@ -28,14 +28,14 @@ def tiny_tflite():
 
 def test_lifetimes_cover_every_activation(tiny_tflite):
     report = inspect_tflite(tiny_tflite)
-    lifetimes = tensor_lifetimes(report)
+    lifetimes = tensor_lifetimes(tiny_tflite)
     for op in report.ops:
         for index in op.inputs + op.outputs:
             if index >= 0 and not report.tensors[index].constant:
                 first, last = lifetimes[index]
                 assert first <= op.index <= last
     for tensor in report.inputs:
-        assert lifetimes[tensor.index][0] == -1
+        assert lifetimes[tensor.index][0] == 0
     assert all(not report.tensors[i].constant for i in lifetimes)
 
 

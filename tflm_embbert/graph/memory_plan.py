@@ -29,7 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-from tflm_embbert.graph.flatbuffer import builtin_name, constant_bytes, serialize, tensor_shape
+from tflm_embbert.graph.flatbuffer import (
+    builtin_name,
+    constant_bytes,
+    load_model,
+    serialize,
+    tensor_shape,
+)
 
 METADATA_NAME = b"OfflineMemoryAllocation"
 ALIGNMENT = 16  # TFLM's buffer alignment (kBufferAlignment)
@@ -96,6 +102,11 @@ def lifetimes(g: _Graph) -> dict[int, list[int]]:
     for t in g.graph.outputs:
         life.setdefault(int(t), [last_op, last_op])[1] = last_op
     return life
+
+
+def arena_lifetimes(model_bytes: bytes, subgraph: int = 0) -> dict[int, list[int]]:
+    """`lifetimes` of a .tflite's subgraph."""
+    return lifetimes(_Graph(load_model(model_bytes), subgraph))
 
 
 class _Groups:

@@ -2,8 +2,9 @@
 
 Flash is the .tflite size. RAM is the arena the TFLM runtime measured (`tflm_check.
 measure_arena_bytes`: planned head + persistent tail, and the smallest arena that runs). The
-tensors alive at the peak come from the graph itself: a non-constant tensor lives from the op that
-writes it (graph inputs: from the start) to the last op that reads it (graph outputs: to the end);
+tensors alive at the peak come from the graph itself, by the offline plan's rule: a non-constant
+tensor lives from the op that writes it (graph inputs: from op 0) to the last op that reads it
+(graph outputs: to the end);
 the op where the live bytes are largest is the activation peak, a lower bound on the planned head
 (TFLM's greedy planner can leave gaps). The paper counts memory analytically as weights + L^2 +
 2*L*d activation values (../shared/notes/embbert-reference.md); it is shown beside the measured
@@ -12,29 +13,20 @@ figures at the same config and length, at 1 byte per value (int8).
 
 from __future__ import annotations
 
-from tflm_embbert.graph.flatbuffer import TFLiteReport, inspect_tflite
+from tflm_embbert.graph.flatbuffer import inspect_tflite
+from tflm_embbert.graph.memory_plan import arena_lifetimes
 
 
-def tensor_lifetimes(report: TFLiteReport) -> dict[int, tuple[int, int]]:
-    """{tensor index: (first op, last op)} for every non-constant tensor the ops use."""
-    last_op = len(report.ops) - 1
-    lifetimes: dict[int, list[int]] = {t.index: [-1, -1] for t in report.inputs}
-    for op in report.ops:
-        for index in op.outputs:
-            lifetimes.setdefault(index, [op.index, op.index])
-        for index in op.inputs:
-            if index < 0 or report.tensors[index].constant:
-                continue
-            span = lifetimes.setdefault(index, [op.index, op.index])
-            span[1] = max(span[1], op.index)
-    for tensor in report.outputs:
-        lifetimes.setdefault(tensor.index, [last_op, last_op])[1] = last_op
-    return {index: (first, last) for index, (first, last) in lifetimes.items()}
+def tensor_lifetimes(model_bytes: bytes) -> dict[int, tuple[int, int]]:
+    """{tensor index: (first op, last op)} of every arena tensor, by the one rule the offline
+    memory plan uses too (`graph.memory_plan.lifetimes`)."""
+    return {t: (first, last) for t, (first, last) in arena_lifetimes(model_bytes).items()}
 
 
-def activation_peak(report: TFLiteReport, top: int = 5) -> dict:
+def activation_peak(model_bytes: bytes, top: int = 5) -> dict:
     """The op at which the live activation bytes peak, those bytes, and the largest live tensors."""
-    lifetimes = tensor_lifetimes(report)
+    report = inspect_tflite(model_bytes)
+    lifetimes = tensor_lifetimes(model_bytes)
     best_op, best_bytes = 0, -1
     for op in report.ops:
         live = sum(
@@ -95,14 +87,13 @@ def memory_report(
     model_bytes: bytes, arena: dict, *, parameters: int, seq_len: int, hidden_dim: int
 ) -> dict:
     """JSON-ready memory figures of one int8 model (see the module docstring)."""
-    report = inspect_tflite(model_bytes)
     return {
         "seq_len": seq_len,
         "flash_tflite_bytes": len(model_bytes),
         "flash_breakdown": flash_breakdown(model_bytes),
         "ram_arena_bytes": arena["minimum"],
         "arena": dict(arena),
-        "activation_peak": activation_peak(report),
+        "activation_peak": activation_peak(model_bytes),
         "parameters": parameters,
         "paper_analytic_int8": paper_analytic_bytes(parameters, seq_len, hidden_dim),
     }
