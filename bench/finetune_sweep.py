@@ -15,9 +15,11 @@ resumes after an interruption, one run at a time):
 - A (learning rate): lr in --lrs, the current recipe otherwise (constant lr, batch 32, dropout
   0.1, wd 0.05, up to 10 epochs, patience 3).
 - B (schedule, epochs) at A's best lr (mean `score` over the tasks): warm-up (--warmup_fraction
-  of the steps) + linear or cosine decay to 0 over --decay_epochs; and constant lr with a larger
-  epoch budget (--long_epochs, patience 4).
-- C (batch, dropout, weight decay) at the best of A + B: one factor changed at a time.
+  of the steps) + linear or cosine decay to 0 over --decay_epochs (patience 3); optionally
+  constant lr with a larger epoch budget (--long_epochs, patience 4). Whether the epoch budget is
+  enough is read from every run's curve (`best_is_last`).
+- C (dropout, batch, weight decay) at the best of A + B: one factor changed at a time
+  (--phase_c_runs of them).
 --train_limit caps a task's train part (seeded subset; validation unchanged) to fit the CPU.
 """
 
@@ -39,12 +41,19 @@ from bench.common import machine, markdown_table, write_json  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["snips", "emotion", "sst2"], "Tasks (validation slices only).")
-flags.DEFINE_list("train_limit", ["sst2:12000"], "task:N caps the train part (seeded subset).")
-flags.DEFINE_list("lrs", ["1e-4", "3e-4", "5e-4", "1e-3"], "Phase A learning rates.")
+flags.DEFINE_list(
+    "train_limit",
+    ["snips:6000", "emotion:6000", "sst2:6000"],
+    "task:N caps the train part (seeded subset; part of the run's file name).",
+)
+flags.DEFINE_list("lrs", ["5e-4", "1e-3", "3e-4", "1e-4"], "Phase A learning rates.")
 flags.DEFINE_list("phases", ["A", "B", "C"], "Phases to run, in order.")
 flags.DEFINE_float("warmup_fraction", 0.06, "Phase B: warm-up share of the planned steps.")
 flags.DEFINE_integer("decay_epochs", 10, "Phase B: epochs the decay schedules plan for.")
-flags.DEFINE_integer("long_epochs", 20, "Phase B: epoch budget of the constant-lr long run.")
+flags.DEFINE_integer(
+    "long_epochs", 0, "Phase B: epoch budget of a constant-lr long run (0: none; phase A's curves)."
+)
+flags.DEFINE_integer("phase_c_runs", 2, "Phase C: how many of dropout 0, batch 16, wd 0.01.")
 flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
 flags.DEFINE_string("backbone", None, "Backbone folder (default: the shipped one).")
 flags.DEFINE_string("out", "bench/results/finetune_sweep", "Result folder.")
@@ -72,6 +81,11 @@ def run_name(task: str, recipe: dict) -> str:
     )
 
 
+def train_limits() -> dict[str, int]:
+    """--train_limit task:N,... as {task: N}."""
+    return {t: int(n) for t, _, n in (item.partition(":") for item in FLAGS.train_limit)}
+
+
 def split_validation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(select, score) index halves of the validation slice (fixed seeded permutation)."""
     perm = np.random.default_rng(1000 + seed).permutation(n)
@@ -88,8 +102,7 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
     from tflm_embbert.metrics import compute_metrics
     from tflm_embbert.schedules import adamw
 
-    limits = dict(item.split(":") for item in FLAGS.train_limit)
-    limit = int(limits[task_name]) if task_name in limits else None
+    limit = train_limits().get(task_name)
     data_dir = Path(FLAGS.data_dir) if FLAGS.data_dir else paths.shared_data_dir()
     task = load_task(task_name, data_dir, seed=FLAGS.seed, train_limit=limit)
     backbone_dir = FLAGS.backbone or paths.SHIPPED_BACKBONE_DIR
@@ -210,17 +223,21 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
             return []
         lr = ranked[0][1]["lr"]
         decay = {"epochs": FLAGS.decay_epochs, "warmup": FLAGS.warmup_fraction, "patience": 3}
-        return [
+        recipes = [
             {**BASE, "lr": lr, "schedule": "linear", **decay},
             {**BASE, "lr": lr, "schedule": "cosine", **decay},
-            {**BASE, "lr": lr, "epochs": FLAGS.long_epochs, "patience": 4},
         ]
+        if FLAGS.long_epochs:
+            recipes.append({**BASE, "lr": lr, "epochs": FLAGS.long_epochs, "patience": 4})
+        return recipes
     if phase == "C":
         ranked = rank_recipes(runs, tasks, {"A", "B"})
         if not ranked:
             return []
         top = ranked[0][1]
-        return [{**top, "batch": 16}, {**top, "dropout": 0.0}, {**top, "wd": 0.01}]
+        return [{**top, "dropout": 0.0}, {**top, "batch": 16}, {**top, "wd": 0.01}][
+            : FLAGS.phase_c_runs
+        ]
     raise ValueError(f"unknown phase {phase!r}")
 
 
@@ -297,7 +314,9 @@ def main(argv):
     for phase in FLAGS.phases:
         for recipe in phase_recipes(phase, load_runs(out), tasks):
             for task in tasks:
-                path = out / "runs" / f"{run_name(task, recipe)}.json"
+                limit = train_limits().get(task)
+                name = run_name(task, recipe) + (f"_n{limit}" if limit else "")
+                path = out / "runs" / f"{name}.json"
                 if path.exists():
                     continue
                 minutes = (time.time() - started) / 60
