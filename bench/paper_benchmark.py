@@ -5,8 +5,10 @@
     python bench/paper_benchmark.py --report_only    # rebuild results.md/json + plots from cells
 
 One cell = (task, model, seed), run by `tflm_embbert.pipeline.run_pipeline`: float fine-tuning
-(best epoch on a seeded 10% validation slice of train, reference recipe: lr 1e-4, batch 32,
-AdamW wd 0.05, up to --epochs, early stop after 3 epochs without gain) -> QAT fine-tuning
+(best epoch on a seeded 10% validation slice of train, the default recipe of
+`tflm_embbert.finetune.Recipe` up to --epochs, early stop after 3 epochs without gain; cells run
+before 2026-12-05 used the reference recipe lr 1e-4 constant, batch 32, AdamW wd 0.05; the
+report reads each cell's own recipe) -> QAT fine-tuning
 (up to --qat_epochs at lr 2e-5, best validation epoch) -> full-integer .tflite -> the whole test
 split (GLUE: dev) run example by example under the `tflite_micro` runtime -> arena bisected to
 the smallest that runs. On top of the pipeline a cell records the MACs per inference
@@ -624,6 +626,23 @@ def _seeds_text(rows: list[dict], pretrained: bool) -> str:
     return text + (": mean ± sample std" if max(counts) > 1 else "")
 
 
+def _recipe_text(cells: list[dict]) -> str:
+    """The float recipe the cells ran (from their own records; cells from before the recipe
+    had a schedule ran a constant lr), with a cell count when they differ."""
+    counts: dict[str, int] = {}
+    for c in cells:
+        f = c["float"]
+        schedule = f.get("schedule", "constant")
+        text = f"lr {f.get('learning_rate', 1e-4):g} {schedule}"
+        if schedule != "constant":
+            text += " decay after a linear warm-up"
+        text += f", batch {f.get('batch_size', 32)}, AdamW wd {f.get('weight_decay', 0.05):g}"
+        counts[text] = counts.get(text, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), "-")
+    return "; ".join(f"{t} ({n} cells)" for t, n in counts.items())
+
+
 def _epochs_text(cells: list[dict]) -> str:
     """Max float epochs: the common value, then the tasks that differ ("10 (imdb 5)")."""
     per_task = {c["task"]: c["settings"]["epochs"] for c in cells}
@@ -769,7 +788,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         f"Command: `{command}` (resumable; {status}). Every int8 figure is the full-integer "
         "model run example by example under the `tflite_micro` runtime on the whole test split "
         "(GLUE: dev). Metric x100: accuracy, Matthews correlation (CoLA), positive-class F1 "
-        "(MRPC), Spearman (STS-B). Fine-tuning: lr 1e-4, batch 32, AdamW wd 0.05, up to "
+        f"(MRPC), Spearman (STS-B). Fine-tuning: {_recipe_text(cells)}, up to "
         f"{epochs} float epochs, early stop after 3 epochs without gain, "
         f"best epoch on a seeded 10% validation slice of train; QAT up to {qat_epochs} epochs "
         "(lr 2e-5) from the float model, best validation epoch; test scored once.\n\n"

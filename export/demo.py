@@ -25,13 +25,14 @@ from export import buckets
 from export.library import LibraryRequest, export_library
 from tflm_embbert import paths
 from tflm_embbert.datasets import load_task
+from tflm_embbert.finetune import DEFAULT_RECIPE
 from tflm_embbert.pipeline import run_pipeline, summary
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/demo", "Output folder.")
 flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained backbone folder.")
-flags.DEFINE_integer("epochs", 6, "Maximum fine-tuning epochs.")
+flags.DEFINE_integer("epochs", DEFAULT_RECIPE.epochs, "Maximum fine-tuning epochs.")
 flags.DEFINE_integer("qat_epochs", 2, "Quantization-aware epochs after the float ones.")
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (smoke runs).")
 flags.DEFINE_integer("seed", 0, "Seed.")

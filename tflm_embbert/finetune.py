@@ -6,6 +6,7 @@ metric; the test split is scored once, at the end, on the chosen weights.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -24,6 +25,27 @@ from tflm_embbert.qat import quantize_model
 from tflm_embbert.rewrites import export_rewrites
 from tflm_embbert.schedules import adamw
 from tflm_embbert.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The default fine-tuning recipe: the one place its values live (`finetune`, the `train`
+    flags and the demo read them). Chosen by bench/finetune_sweep.py on validation slices only
+    (bench/results/finetune_sweep/results.md): peak learning rate `learning_rate`, linear
+    warm-up over `warmup_fraction` of the planned steps then `schedule` decay to 0 at `epochs`,
+    best epoch on validation with early stopping after `patience` epochs without gain."""
+
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"  # "constant", "linear" or "cosine" (schedules.DECAYS)
+    warmup_fraction: float = 0.06
+    epochs: int = 10
+    patience: int = 3
+    batch_size: int = 32
+    weight_decay: float = 0.05
+    dropout: float | None = None  # None: the backbone's own (attention dropout 0.1)
+
+
+DEFAULT_RECIPE = Recipe()
 
 
 def encode(tokenizer: Tokenizer, examples: list[Example], seq_len: int):
@@ -200,12 +222,15 @@ def finetune(
     *,
     backbone_dir: str | Path | None = None,
     seq_len: int = 0,
-    epochs: int = 10,
-    batch_size: int = 32,
-    learning_rate: float = 1e-4,
-    weight_decay: float = 0.05,
+    epochs: int = DEFAULT_RECIPE.epochs,
+    batch_size: int = DEFAULT_RECIPE.batch_size,
+    learning_rate: float = DEFAULT_RECIPE.learning_rate,
+    weight_decay: float = DEFAULT_RECIPE.weight_decay,
     warmup_steps: int = 0,
-    patience: int = 3,
+    patience: int = DEFAULT_RECIPE.patience,
+    schedule: str = DEFAULT_RECIPE.schedule,
+    warmup_fraction: float = DEFAULT_RECIPE.warmup_fraction,
+    dropout: float | None = DEFAULT_RECIPE.dropout,
     seed: int = 0,
     max_steps_per_epoch: int | None = None,
     log_csv: str | Path | None = None,
@@ -214,7 +239,10 @@ def finetune(
 ) -> FinetuneResult:
     """Fine-tunes from `backbone_dir`'s pretrained backbone (its own config is used), or trains
     `config` from scratch when `backbone_dir` is None. With `backup_dir` the fit resumes from
-    the last epoch checkpointed there (see `_fit`)."""
+    the last epoch checkpointed there (see `_fit`). Defaults: `DEFAULT_RECIPE`; the warm-up is
+    `warmup_steps` when given, else `warmup_fraction` of the planned steps; `dropout` (None:
+    the config's) replaces the model's dropout rate. Prints one line when the best epoch is
+    the last of the budget (the model may still be under-fitted)."""
     if backbone_dir is not None:
         backbone, config = load_backbone(backbone_dir)
     elif config is None:
@@ -235,9 +263,14 @@ def finetune(
     val_x, val_y = encode(tokenizer, task.validation, seq_len)
 
     keras.utils.set_random_seed(seed)
+    if dropout is not None:
+        config = dataclasses.replace(config, dropout=dropout)
     model = build_classifier(config, task.num_labels)
     if backbone_dir is not None:
         transfer_backbone_weights(backbone, model)
+    steps = max_steps_per_epoch or math.ceil(len(train_y) / batch_size)
+    if not warmup_steps and schedule != "constant":
+        warmup_steps = int(round(warmup_fraction * steps * epochs))
     fitted = _fit(
         model,
         task,
@@ -254,7 +287,11 @@ def finetune(
         log_csv=log_csv,
         verbose=verbose,
         backup_dir=Path(backup_dir) if backup_dir else None,
+        schedule=schedule,
     )
+    best_is_last = fitted["best_epoch"] + 1 == fitted["epochs_run"] == epochs
+    if best_is_last:
+        print(under_fitting_line(epochs), flush=True)
     test = evaluate(model, tokenizer, task.test, task.metric, seq_len)
     return FinetuneResult(
         model=model,
@@ -272,11 +309,23 @@ def finetune(
             "learning_rate": learning_rate,
             "weight_decay": weight_decay,
             "patience": patience,
+            "schedule": schedule,
+            "warmup_steps": warmup_steps,
+            "dropout": config.dropout,
+            "best_is_last": best_is_last,
             "seed": seed,
             "train_examples": len(task.train),
             "validation_examples": len(task.validation),
             "test_examples": len(task.test),
         },
+    )
+
+
+def under_fitting_line(epochs: int) -> str:
+    """The one line `finetune` prints when validation still improved at the last epoch."""
+    return (
+        f"warning: the best validation epoch is the last one ({epochs} of {epochs}): the model "
+        f"may be under-fitted; try a larger --epochs (e.g. {2 * epochs})"
     )
 
 
@@ -297,6 +346,7 @@ def _fit(
     log_csv,
     verbose: int,
     backup_dir: Path | None = None,
+    schedule: str = "constant",
 ) -> dict:
     """Compiles and fits `model` in place, keeping the best validation epoch's weights; returns
     the FinetuneResult fields that describe the fit.
@@ -311,9 +361,11 @@ def _fit(
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    model.compile(
-        optimizer=adamw(learning_rate, weight_decay, warmup_steps), loss=loss, metrics=metrics
+    total_steps = epochs * (max_steps_per_epoch or math.ceil(len(train_y) / batch_size))
+    optimizer = adamw(
+        learning_rate, weight_decay, warmup_steps, total_steps=total_steps, decay=schedule
     )
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     train_ds = (
         tf.data.Dataset.from_tensor_slices((train_x, train_y))
         .shuffle(len(train_y), seed=seed, reshuffle_each_iteration=True)

@@ -26,7 +26,13 @@ from pathlib import Path
 from keras_models.backend import keras
 from tflm_embbert.datasets import TaskData
 from tflm_embbert.files import publish, staging_dir, staging_path, write_text_atomic
-from tflm_embbert.finetune import FinetuneResult, finetune, load_trained, qat_finetune
+from tflm_embbert.finetune import (
+    DEFAULT_RECIPE,
+    FinetuneResult,
+    finetune,
+    load_trained,
+    qat_finetune,
+)
 from tflm_embbert.int8_eval import int8_under_tflm
 from tflm_embbert.memory_report import memory_markdown
 from tflm_embbert.qat import load_qat_model
@@ -46,7 +52,7 @@ def run_pipeline(
     backbone_dir=None,
     float_model: str | Path | None = None,
     seq_len: int = 0,
-    epochs: int = 10,
+    epochs: int = DEFAULT_RECIPE.epochs,
     qat_epochs: int = 0,
     qat_learning_rate: float = 2e-5,
     int8: bool = False,
@@ -127,7 +133,7 @@ def run_pipeline(
             config=floated.config,
             epochs=qat_epochs,
             learning_rate=qat_learning_rate,
-            batch_size=finetune_kwargs.get("batch_size", 32),
+            batch_size=finetune_kwargs.get("batch_size", DEFAULT_RECIPE.batch_size),
             seed=seed,
             log_csv=staging / "qat_log.csv",
             verbose=verbose,

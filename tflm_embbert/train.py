@@ -26,7 +26,9 @@ from absl import app, flags
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert import paths
 from tflm_embbert.data_flags import load_data
+from tflm_embbert.finetune import DEFAULT_RECIPE
 from tflm_embbert.pipeline import run_pipeline, summary
+from tflm_embbert.schedules import DECAYS
 from tflm_embbert.tokenizer import Tokenizer
 
 FLAGS = flags.FLAGS
@@ -36,11 +38,15 @@ flags.DEFINE_bool("from_scratch", False, "Ignore --backbone and start from rando
 flags.DEFINE_enum("preset", "embbert", list(PRESETS), "Architecture when --from_scratch.")
 flags.DEFINE_string("tokenizer", None, "Tokenizer folder (default: the backbone's / shipped).")
 flags.DEFINE_integer("seq_len", 0, "Sequence length; 0 = 99th percentile of train lengths.")
-flags.DEFINE_integer("epochs", 10, "Maximum epochs.")
-flags.DEFINE_integer("patience", 3, "Early stopping patience (epochs without improvement).")
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_float("learning_rate", 1e-4, "AdamW learning rate (constant).")
-flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
+R = DEFAULT_RECIPE  # the default recipe's values live in tflm_embbert.finetune.Recipe
+flags.DEFINE_integer("epochs", R.epochs, "Maximum epochs (the decay schedule plans for them).")
+flags.DEFINE_integer("patience", R.patience, "Early stopping patience (epochs without gain).")
+flags.DEFINE_integer("batch_size", R.batch_size, "Batch size.")
+flags.DEFINE_float("learning_rate", R.learning_rate, "AdamW peak learning rate.")
+flags.DEFINE_enum("schedule", R.schedule, list(DECAYS), "Learning-rate decay after warm-up.")
+flags.DEFINE_float("warmup_fraction", R.warmup_fraction, "Warm-up share of the planned steps.")
+flags.DEFINE_float("dropout", R.dropout, "Dropout rate (default: the backbone's own).")
+flags.DEFINE_float("weight_decay", R.weight_decay, "AdamW weight decay.")
 flags.DEFINE_string(
     "float_model",
     None,
@@ -92,6 +98,9 @@ def main(argv):
         learning_rate=f.learning_rate,
         weight_decay=f.weight_decay,
         patience=f.patience,
+        schedule=f.schedule,
+        warmup_fraction=f.warmup_fraction,
+        dropout=f.dropout,
         seed=f.seed,
         verbose=f.verbose,
     )
