@@ -4,13 +4,15 @@
     python bench/paper_benchmark.py                  # everything (many hours; resumable)
     python bench/paper_benchmark.py --report_only    # rebuild results.md/json + plots from cells
 
-One cell = (task, model, seed), run by `tflm_embbert.pipeline.run_pipeline`: float fine-tuning
-(best epoch on a seeded 10% validation slice of train, reference recipe: lr 1e-4, batch 32,
-AdamW wd 0.05, up to --epochs, early stop after 3 epochs without gain) -> QAT fine-tuning
-(up to --qat_epochs at lr 2e-5, best validation epoch) -> full-integer .tflite -> the whole test
-split (GLUE: dev) run example by example under the `tflite_micro` runtime -> arena bisected to
-the smallest that runs. On top of the pipeline a cell records the MACs per inference
-(`tflm_embbert.graph.macs.count_macs`) and the host TFLM invoke time (`tflm_check.invoke_ms`).
+One cell = (task, model, seed), run by `tflm_embbert.pipeline.run_pipeline`: float fine-tuning (best
+epoch on a seeded 10% validation slice of train, the default recipe of `FitSettings`
+(training/settings.py) up to --epochs, early stop after 3 epochs without gain; cells run before
+2026-12-05 used the reference recipe lr 1e-4 constant, batch 32, AdamW wd 0.05; the report reads
+each cell's own recipe) -> QAT fine-tuning (up to --qat_epochs at lr 2e-5, best validation epoch) ->
+full-integer .tflite -> the whole test split (GLUE: dev) run example by example under the
+`tflite_micro` runtime -> arena bisected to the smallest that runs. On top of the pipeline a cell
+records the MACs per inference (`tflm_embbert.graph.macs.count_macs`) and the host TFLM invoke time
+(`tflm_check.invoke_ms`).
 
 Models: `embbert` is fine-tuned from the shipped pretrained backbone (3 seeds). The baselines
 (`bert_2mb`, `nanobert`, `embedder`, `embedder_conv`) have no pretrained backbone here (pretraining
@@ -66,8 +68,9 @@ from tflm_embbert.training.settings import FitSettings  # noqa: E402
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    preset: str
+    preset: str | None  # None: not a neural preset (the classical reference)
     pretrained: bool  # True: fine-tuned from the shipped backbone; False: random init
+    kind: str = "neural"  # "neural" (float -> QAT -> int8 under TFLM) or "classical" (host only)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -77,8 +80,11 @@ MODELS: dict[str, ModelSpec] = {
     "embedder": ModelSpec("embedder", "embedder", False),
     "embedder_conv": ModelSpec("embedder_conv", "embedder_conv", False),
     "embbert_scratch": ModelSpec("embbert_scratch", "embbert", False),
+    # The classical reference (bench/tfidf_baseline.py): TF-IDF word 1-2 grams + logistic
+    # regression (Ridge for STS-B), scikit-learn on the host; no int8 or TFLM path.
+    "tfidf_lr": ModelSpec("tfidf_lr", None, False, kind="classical"),
 }
-assert all(spec.preset in PRESETS for spec in MODELS.values())
+assert all(spec.preset in PRESETS for spec in MODELS.values() if spec.kind == "neural")
 
 # WNLI is left out by default: 635 train examples, and the paper scored it as 1 - accuracy.
 DEFAULT_TASKS = [name for name in TASKS if name != "wnli"]
@@ -306,6 +312,8 @@ def run_cells(
 
 
 def _cell_summary(cell: dict) -> str:
+    if cell.get("kind") == "classical":
+        return f"TF-IDF + linear test {100 * cell['float']['test'][cell['metric']]:.2f}"
     parts = []
     for stage, label in STAGES:
         if stage in cell and cell[stage].get("test"):
@@ -371,6 +379,8 @@ def choose_seq_len(tokenizer, task, percentile: float, cap: int) -> int:
 
 def compute_cell(cell: Cell, settings: Settings) -> dict:
     """Runs one cell (see the module docstring) and returns its JSON-ready results."""
+    if MODELS[cell.model].kind == "classical":
+        return compute_classical_cell(cell, settings)
     from keras_models.backend import keras
     from keras_models.presets import get_config
     from tflm_embbert.data.datasets import load_task
@@ -457,6 +467,75 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
     }
 
 
+CLASSICAL_INIT = "classical: TF-IDF word 1-2 grams + logistic regression (Ridge for regression)"
+
+
+def compute_classical_cell(cell: Cell, settings: Settings) -> dict:
+    """The TF-IDF + linear reference (bench/tfidf_baseline.py) on the cell's splits: fit on the
+    train part, C (alpha) chosen on the validation slice, the test split scored once. Its test
+    metrics sit under "float" (host float64), with no QAT / int8 stage."""
+    from bench.tfidf_baseline import fit_tfidf
+    from tflm_embbert.data.datasets import load_task
+
+    task = load_task(cell.task, settings.data_dir, seed=cell.seed)
+    result = fit_tfidf(task)
+    print(
+        f"{cell.id}: {result.model}, {result.parameter} {result.chosen:g} (validation "
+        f"{100 * result.validation[task.metric]:.2f}), {result.features:,} features",
+        flush=True,
+    )
+    return {
+        "kind": "classical",
+        "init": CLASSICAL_INIT,
+        "task": cell.task,
+        "metric": task.metric,
+        "test_split": task.test_split,
+        "examples": [len(task.train), len(task.validation), len(task.test)],
+        "float": {"validation": result.validation, "test": result.test},
+        "classical": result.to_json(),
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine(),
+    }
+
+
+def is_classical(cell_or_row: dict) -> bool:
+    return cell_or_row.get("kind") == "classical" or cell_or_row["model"] == "tfidf_lr"
+
+
+def summarize_classical(cells: list[dict]) -> list[dict]:
+    """One JSON row per (task, classical model): the test metric (mean over seeds), the chosen
+    regularisation and the validation metric."""
+    rows = []
+    for (task, model), group in group_cells(cells).items():
+        values = [score(c, "float") for c in group]
+        rows.append(
+            {
+                "task": task,
+                "model": model,
+                "kind": "classical",
+                "metric": group[0]["metric"],
+                "test_split": group[0]["test_split"],
+                "init": group[0]["init"],
+                "seeds": [c["seed"] for c in group],
+                "test": {
+                    "values": [round(v, 4) for v in values],
+                    "mean": round(float(np.mean(values)), 4),
+                    "std": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None,
+                },
+                "validation": round(
+                    float(np.mean([100 * c["float"]["validation"][c["metric"]] for c in group])),
+                    4,
+                ),
+                "chosen": [
+                    f"{c['classical']['parameter']} {c['classical']['chosen']:g}" for c in group
+                ],  # fmt: skip
+                "features": [c["classical"]["features"] for c in group],
+                "wall_seconds": round(sum(c["wall_seconds"] for c in group), 1),
+            }
+        )
+    return rows
+
+
 def _relative(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(paths.REPO_ROOT))
@@ -491,6 +570,10 @@ def _mean_std(values: list[float]) -> str:
 
 def _table_order(cell: dict) -> tuple:
     return list(TASKS).index(cell["task"]), list(MODELS).index(cell["model"]), cell["seed"]
+
+
+def _row_order(row: dict) -> tuple:
+    return list(TASKS).index(row["task"]), list(MODELS).index(row["model"])
 
 
 def group_cells(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -549,6 +632,23 @@ def _seeds_text(rows: list[dict], pretrained: bool) -> str:
     return text + (": mean ± sample std" if max(counts) > 1 else "")
 
 
+def _recipe_text(cells: list[dict]) -> str:
+    """The float recipe the cells ran (from their own records; cells from before the recipe
+    had a schedule ran a constant lr), with a cell count when they differ."""
+    counts: dict[str, int] = {}
+    for c in cells:
+        f = c["float"]
+        schedule = f.get("schedule", "constant")
+        text = f"lr {f.get('learning_rate', 1e-4):g} {schedule}"
+        if schedule != "constant":
+            text += " decay after a linear warm-up"
+        text += f", batch {f.get('batch_size', 32)}, AdamW wd {f.get('weight_decay', 0.05):g}"
+        counts[text] = counts.get(text, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), "-")
+    return "; ".join(f"{t} ({n} cells)" for t, n in counts.items())
+
+
 def _epochs_text(cells: list[dict]) -> str:
     """Max float epochs: the common value, then the tasks that differ ("10 (imdb 5)")."""
     per_task = {c["task"]: c["settings"]["epochs"] for c in cells}
@@ -564,14 +664,20 @@ def write_report(out: Path, planned: int | None = None) -> str:
     """results.json, results.md and the PNG plots from every cell under <out>/cells."""
     from bench.plots import write_plots
 
-    cells, failed = load_cells(out)
+    every_cell, failed = load_cells(out)
+    cells = [c for c in every_cell if not is_classical(c)]
+    classical = [c for c in every_cell if is_classical(c)]
     rows = summarize(cells)
+    classical_rows = summarize_classical(classical)
     invocations = _read_invocations(out)
-    compute_s = sum(c["wall_seconds"] for c in cells)
+    compute_s = sum(c["wall_seconds"] for c in every_cell)
     elapsed_s = sum(i["elapsed_seconds"] for i in invocations)
     if planned is None and invocations:
-        # The largest plan any invocation had (a run of a subset of tasks or models plans less).
-        planned = max(i["planned"] for i in invocations)
+        # The largest plan any invocation had (a run of a subset of tasks or models plans less),
+        # plus the largest of the runs of the classical reference alone (`--models tfidf_lr`).
+        alone = [i["planned"] for i in invocations if i["argv"][-2:] == ["--models", "tfidf_lr"]]
+        others = [i["planned"] for i in invocations if i["argv"][-2:] != ["--models", "tfidf_lr"]]
+        planned = max(others, default=0) + max(alone, default=0)
     pct = _uniform(cells, lambda c: f"{c['seq_len_rule']['percentile']:g}")
     cap = _uniform(cells, lambda c: c["seq_len_rule"]["cap"])
     epochs = _epochs_text(cells)
@@ -597,7 +703,10 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "host TFLM ms",
     ]
     table = []
-    for row in rows:
+    for row in sorted(rows + classical_rows, key=_row_order):
+        if is_classical(row):
+            table.append(_classical_table_row(row, len(header)))
+            continue
         paper = PAPER_EMBBERT.get(row["task"])
         paper_text = "-"
         if paper and row["model"] == "embbert":
@@ -629,10 +738,13 @@ def write_report(out: Path, planned: int | None = None) -> str:
         f"int8 {r['int8_tflm']['mean']:.2f})"
         for r in losses
     ] or ["- none"]
-    versus_lines = versus(rows)
-    per_task_header, per_task = embbert_per_task(rows)
+    versus_lines = versus(rows, classical_rows)
+    per_task_header, per_task = embbert_per_task(rows, classical_rows)
+    classical_header, classical_table = classical_section(rows, classical_rows)
     every = [
-        [c["task"], f"`{c['model']}`", c["seed"], c["seq_len"]]
+        _classical_cell_row(c)
+        if is_classical(c)
+        else [c["task"], f"`{c['model']}`", c["seed"], c["seq_len"]]
         + [f"{score(c, stage):.2f}" for stage, _ in STAGES]
         + [
             f"{c['float']['best_epoch']}/{c['float']['epochs_run']}",
@@ -647,7 +759,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
             f"{c['wall_seconds']:.0f}",
             _code_text(c),
         ]
-        for c in sorted(cells, key=_table_order)
+        for c in sorted(every_cell, key=_table_order)
     ]
     every_header = [
         "task",
@@ -667,7 +779,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "wall s",
         "code (date)",
     ]
-    status = f"{len(cells)} cells finished" + (f" of {planned} planned" if planned else "")
+    status = f"{len(every_cell)} cells finished" + (f" of {planned} planned" if planned else "")
     if failed:
         reasons = "; ".join(f"{f['cell']} ({f['error']})" for f in failed)
         status += f"; {len(failed)} failed: {reasons}"
@@ -685,7 +797,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         f"Command: `{command}` (resumable; {status}). Every int8 figure is the full-integer "
         "model run example by example under the `tflite_micro` runtime on the whole test split "
         "(GLUE: dev). Metric x100: accuracy, Matthews correlation (CoLA), positive-class F1 "
-        "(MRPC), Spearman (STS-B). Fine-tuning: lr 1e-4, batch 32, AdamW wd 0.05, up to "
+        f"(MRPC), Spearman (STS-B). Fine-tuning: {_recipe_text(cells)}, up to "
         f"{epochs} float epochs, early stop after 3 epochs without gain, "
         f"best epoch on a seeded 10% validation slice of train; QAT up to {qat_epochs} epochs "
         "(lr 2e-5) from the float model, best validation epoch; test scored once.\n\n"
@@ -700,6 +812,13 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "(no pretrained backbone "
         f"exists for them here; {_seeds_text(rows, False)}); `embbert_scratch` is EmbBERT from "
         "random init, the equal-protocol comparison. The paper pretrained every model.\n"
+        "- `tfidf_lr` is the classical reference (`bench/tfidf_baseline.py`, scikit-learn): "
+        "TF-IDF of word 1-2 grams (fit on the train part; pairs: both texts, their difference, "
+        "their elementwise product and cosine) + logistic regression (STS-B: Ridge regression), "
+        "fit on the same train part as the neural cells, C (alpha) chosen by the task's metric "
+        "on the same validation slice, test scored once. It runs in float64 on the host and has "
+        "no int8 or TFLM path: its metric is in the float column, its memory is not measured, "
+        "and it reads whole texts (the neural models are cut to L tokens).\n"
         "- AG News: the 10k-example train subset (`train_subset_alps10k.tsv`); the paper used all "
         "120k. Test: the official 7,600.\n"
         "- Paper columns: the paper's EmbBERT figures (float / 8-bit) from its code's result "
@@ -729,15 +848,18 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "under int8 TFLM (any init) and `embbert_scratch` (the same model from random init: what "
         "pretraining adds).\n\n"
         + markdown_table(per_task_header, per_task)
+        + "\n## Classical reference: TF-IDF + logistic regression (`tfidf_lr`)\n\n"
+        "Test metric of the classical reference beside `embbert` int8 under TFLM (mean over its "
+        "seeds) and the best neural model's int8 metric; the regularisation chosen on the "
+        "validation slice and the validation metric it gave.\n\n"
+        + markdown_table(classical_header, classical_table)
         + "\n## Where int8 under TFLM loses more than 0.5 pp (against float or QAT Keras)\n\n"
         + "\n".join(loss_lines)
         + "\n\n## `embbert` against each other model (int8 TFLM metric, flash + arena)\n\n"
         "Per task, `embbert`'s int8 metric (mean over its seeds) minus the other model's, and "
         "its memory (.tflite + arena bytes) minus the other's. `embbert` wins at equal memory "
-        "only where it scores higher **and** needs no more memory; \"better, needs more memory\" "
-        "is a trade.\n\n"
-        + "\n".join(versus_lines)
-        + "\n\n## Compute\n\n"
+        'only where it scores higher **and** needs no more memory; "better, needs more memory" '
+        "is a trade.\n\n" + "\n".join(versus_lines) + "\n\n## Compute\n\n"
         f"- {len(cells)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
         f"{elapsed_s / 3600:.2f} h elapsed over {len(invocations)} invocation(s) "
         f"({elapsed_s / 60:.1f} min), machine: {machine()['cpu_count']} CPU cores. Times "
@@ -765,10 +887,11 @@ def write_report(out: Path, planned: int | None = None) -> str:
             },
             "paper_embbert_float_8bit": {k: v[:2] for k, v in PAPER_EMBBERT.items()},
             "rows": rows,
+            "classical_rows": classical_rows,
         },
     )
     if rows:
-        write_plots(rows, out)
+        write_plots(rows, out, references={r["task"]: r["test"]["mean"] for r in classical_rows})
     return text
 
 
@@ -777,7 +900,9 @@ def _kib(row: dict) -> str:
     return f"{(row['flash_bytes'] + row['arena_bytes']) / 1024:,.1f}"
 
 
-def embbert_per_task(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def embbert_per_task(
+    rows: list[dict], classical_rows: list[dict] = ()
+) -> tuple[list[str], list[list[str]]]:
     """The README's summary: one row per task with an `embbert` row."""
     header = [
         "task (metric, split)",
@@ -789,7 +914,9 @@ def embbert_per_task(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         "flash + arena KiB",
         "best other int8 TFLM (model, flash + arena KiB)",
         "`embbert_scratch` int8 TFLM (`embbert` minus it, pp)",
+        "`tfidf_lr` (`embbert` int8 minus it, pp)",
     ]
+    classical = {r["task"]: r for r in classical_rows}
     table = []
     for ours in (r for r in rows if r["model"] == "embbert"):
         task = ours["task"]
@@ -812,15 +939,97 @@ def embbert_per_task(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 _kib(ours),
                 best_text,
                 scratch_text,
+                _versus_classical(ours, classical.get(task)),
             ]
         )
     return header, table
 
 
-def versus(rows: list[dict]) -> list[str]:
-    """One line per (task, other model): `embbert`'s int8 metric and memory against it."""
+def _versus_classical(ours: dict, reference: dict | None) -> str:
+    if reference is None:
+        return "not run yet"
+    gain = ours["int8_tflm"]["mean"] - reference["test"]["mean"]
+    return f"{_mean_std(reference['test']['values'])} ({gain:+.2f})"
+
+
+def _classical_table_row(row: dict, width: int) -> list[str]:
+    """A `tfidf_lr` row of the main table: its metric in the float column, "-" elsewhere."""
+    seeds = len(row["seeds"])
+    cells = [
+        f"{row['task']} ({METRIC_LABEL[row['metric']]}, {row['test_split']})",
+        f"`{row['model']}`",
+        "classical",
+        f"{seeds}" + (" (mean ± std)" if seeds > 1 else ""),
+        "whole text",
+        _mean_std(row["test"]["values"]) + " (host float64)",
+    ]
+    return cells + ["-"] * (width - len(cells))
+
+
+def _classical_cell_row(cell: dict) -> list:
+    """A `tfidf_lr` cell in the every-cell table."""
+    info = cell["classical"]
+    row = [cell["task"], f"`{cell['model']}`", cell["seed"], "whole text"]
+    row += [f"{score(cell, 'float'):.2f}", "-", "-"]
+    row += [f"{info['parameter']} {info['chosen']:g}", "-", "-", "-", "-", "-", "-"]
+    return row + [f"{cell['wall_seconds']:.0f}", _code_text(cell)]
+
+
+def classical_section(
+    rows: list[dict], classical_rows: list[dict]
+) -> tuple[list[str], list[list[str]]]:
+    """Per task: the classical reference, `embbert` int8 and the best neural int8 beside it."""
+    header = [
+        "task (metric, split)",
+        "`tfidf_lr` test",
+        "validation",
+        "chosen",
+        "features",
+        "`embbert` int8 TFLM (minus `tfidf_lr`, pp)",
+        "best neural int8 TFLM (model; minus `tfidf_lr`, pp)",
+    ]
+    table = []
+    for ref in classical_rows:
+        neural = [r for r in rows if r["task"] == ref["task"]]
+        ours = next((r for r in neural if r["model"] == "embbert"), None)
+        best = max(neural, key=lambda r: r["int8_tflm"]["mean"], default=None)
+        mean = ref["test"]["mean"]
+        table.append(
+            [
+                f"{ref['task']} ({METRIC_LABEL[ref['metric']]}, {ref['test_split']})",
+                _mean_std(ref["test"]["values"]),
+                f"{ref['validation']:.2f}",
+                ", ".join(dict.fromkeys(ref["chosen"])),
+                ", ".join(f"{n:,}" for n in dict.fromkeys(ref["features"])),
+                f"{ours['int8_tflm']['mean']:.2f} ({ours['int8_tflm']['mean'] - mean:+.2f})"
+                if ours
+                else "-",
+                f"{best['int8_tflm']['mean']:.2f} (`{best['model']}`; "
+                f"{best['int8_tflm']['mean'] - mean:+.2f})"
+                if best
+                else "-",
+            ]
+        )
+    return header, table
+
+
+def versus(rows: list[dict], classical_rows: list[dict] = ()) -> list[str]:
+    """One line per (task, other model): `embbert`'s int8 metric and memory against it (against
+    the classical reference: the metric only, it has no measured memory)."""
     lines = []
     for ours in (r for r in rows if r["model"] == "embbert"):
+        for ref in (r for r in classical_rows if r["task"] == ours["task"]):
+            gain = ours["int8_tflm"]["mean"] - ref["test"]["mean"]
+            verdict = (
+                "embbert better"
+                if gain > 0.005
+                else ("equal metric" if gain >= -0.005 else "**classical reference better**")
+            )
+            lines.append(
+                f"- {ours['task']} vs `{ref['model']}` (classical, host float64, memory not "
+                f"measured): {gain:+.2f} pp ({ours['int8_tflm']['mean']:.2f} vs "
+                f"{ref['test']['mean']:.2f}): {verdict}"
+            )
         memory = ours["flash_bytes"] + ours["arena_bytes"]
         for other in (r for r in rows if r["task"] == ours["task"] and r["model"] != "embbert"):
             gain = ours["int8_tflm"]["mean"] - other["int8_tflm"]["mean"]

@@ -40,7 +40,10 @@ def _style(models: list[str]) -> dict[str, dict]:
     }
 
 
-def accuracy_vs_memory(rows: list[dict], path: Path) -> None:
+def accuracy_vs_memory(rows: list[dict], path: Path, references: dict | None = None) -> None:
+    """`references`: {task: metric} of a classical model with no measured memory (the
+    TF-IDF + LR row), drawn as a dashed horizontal line in its task's panel."""
+    references = references or {}
     models, tasks = _models(rows), _tasks(rows)
     style = _style(models)
     by_key = {(r["task"], r["model"]): r for r in rows}
@@ -63,6 +66,11 @@ def accuracy_vs_memory(rows: list[dict], path: Path) -> None:
                 continue
             ax.errorbar(x, y, yerr=err, linestyle="none", markersize=8, capsize=3,
                         label=model, **style[model])  # fmt: skip
+        if panel in references or (panel == "mean" and all(t in references for t in complete)):
+            value = references.get(panel)
+            if value is None:
+                value = float(np.mean([references[t] for t in complete]))
+            ax.axhline(value, linestyle="--", color="gray", label="tfidf_lr (classical, host)")
         if panel == "mean":
             ax.set_title(f"mean over {len(complete)} task(s) with every model", fontsize=10)
         else:
@@ -74,7 +82,7 @@ def accuracy_vs_memory(rows: list[dict], path: Path) -> None:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(models), frameon=False)
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.94 if nrows > 1 else 0.88))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -106,11 +114,11 @@ def int8_vs_float(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_plots(rows: list[dict], out: Path) -> list[Path]:
-    """Both plots into `out`; returns their paths."""
+def write_plots(rows: list[dict], out: Path, references: dict | None = None) -> list[Path]:
+    """Both plots into `out` (`references`: see accuracy_vs_memory); returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "accuracy_vs_memory.png", out / "int8_vs_float.png"]
-    accuracy_vs_memory(rows, written[0])
+    accuracy_vs_memory(rows, written[0], references)
     int8_vs_float(rows, written[1])
     return written

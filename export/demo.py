@@ -27,10 +27,9 @@ from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
 
 FLAGS = flags.FLAGS
-DEMO_EPOCHS = 6  # the demo's float budget (the main job stays within minutes on 2 cores)
 flags.DEFINE_string("out", "runs/demo", "Output folder.")
 flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained backbone folder.")
-stage_flags.define_fit_flags(epochs=DEMO_EPOCHS)
+stage_flags.define_fit_flags()
 stage_flags.define_qat_flags(qat_epochs=2)
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (smoke runs).")
 flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init, shuffling and sampling.")

@@ -252,3 +252,70 @@ def test_per_task_table_gives_what_pretraining_adds():
     assert table[0][6] == "3.0"  # (2,048 + 1,024) B in KiB
     assert table[0][7] == "50.25 (`embbert_scratch`, 2.0)"  # the best (only) other model
     assert table[0][8] == "50.25 (+6.25)"  # embbert's mean minus the scratch model
+
+
+def _fake_classical(cell, test_score=0.95, validation_score=0.96):
+    return {
+        "kind": "classical",
+        "init": pb.CLASSICAL_INIT,
+        "metric": "accuracy",
+        "test_split": "test",
+        "float": {"validation": {"accuracy": validation_score}, "test": {"accuracy": test_score}},
+        "classical": {"parameter": "C", "chosen": 3.0, "features": 1234},
+        "machine": {"date": "2026-12-05", "code": "0123456789ab"},
+    }
+
+
+def test_classical_reference_is_in_every_table_beside_the_neural_models(tmp_path):
+    plan = pb.plan_cells(["snips"], ["embbert", "tfidf_lr"], [0, 1], [0])
+    assert [c.id for c in plan] == [
+        "snips__embbert__s0",
+        "snips__tfidf_lr__s0",
+        "snips__embbert__s1",
+    ]
+
+    def compute(cell):
+        if pb.MODELS[cell.model].kind == "classical":
+            return _fake_classical(cell)
+        return _fake_result(cell, float_score=0.92, int8_score=0.91 + 0.02 * cell.seed)
+
+    pb.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    text = pb.write_report(tmp_path, planned=len(plan))
+    lines = text.splitlines()
+    main = [x for x in lines if x.startswith("| snips (acc, test) | `tfidf_lr` | classical |")]
+    assert len(main) == 1 and "| 95.00 (host float64) | - |" in main[0]
+    # embbert int8 mean 92.00 vs the reference's 95.00: the per-task table's last column
+    per_task = [x for x in lines if x.startswith("| snips (acc, test) | 2 |")]
+    assert len(per_task) == 1 and per_task[0].endswith("| 95.00 (-3.00) |")
+    section = [x for x in lines if x.startswith("| snips (acc, test) | 95.00 | 96.00 | C 3 |")]
+    assert len(section) == 1 and "| 92.00 (-3.00) |" in section[0]
+    assert "- snips vs `tfidf_lr` (classical" in text and "**classical reference better**" in text
+    every = [x for x in lines if x.startswith("| snips | `tfidf_lr` | 0 | whole text | 95.00 |")]
+    assert len(every) == 1
+    assert "3 cells finished of 3 planned" in text
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert [r["model"] for r in summary["rows"]] == ["embbert"]
+    assert summary["classical_rows"][0]["test"]["mean"] == 95.0
+    assert (tmp_path / "accuracy_vs_memory.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_classical_cell_fits_on_train_and_chooses_on_validation(monkeypatch, tmp_path):
+    import tflm_embbert.data.datasets as datasets
+
+    pos = ["good fun", "great film", "lovely good", "great fun"]
+    neg = ["bad plot", "awful film", "boring bad", "awful plot"]
+
+    def split(n):
+        return [Example(pos[i % 4], None, 1) for i in range(n)] + [
+            Example(neg[i % 4], None, 0) for i in range(n)
+        ]
+
+    task = TaskData("snips", split(8), split(3), split(4), ["n", "p"], "accuracy", "test")
+    monkeypatch.setattr(datasets, "load_task", lambda name, data_dir, seed: task)
+    settings = pb.Settings(
+        tmp_path, tmp_path, tmp_path, tmp_path, 1, {}, 0, 0.0, 99.0, 64, 1, False
+    )
+    result = pb.compute_cell(pb.Cell("snips", "tfidf_lr", 0), settings)
+    assert result["kind"] == "classical" and result["float"]["test"]["accuracy"] == 1.0
+    assert result["examples"] == [16, 6, 8]
+    assert result["classical"]["parameter"] == "C"

@@ -87,12 +87,13 @@ def test_folding_removes_the_multiplies_and_changes_no_int8_op():
 
 
 def test_converter_stores_3d_dense_kernels_per_channel_after_qat():
-    """Pins what the rewrites docstring says: QAT fake-quantizes kernels per tensor, yet the
-    converter stores the (3-D input) Dense kernels of the blocks and the embedder's projection per
+    """Pins what the rewrites docstring says: QAT fake-quantizes kernels per tensor, yet with
+    per_channel_dense=True (not the default since the export's choice became it) the converter
+    stores the (3-D input) Dense kernels of the blocks and the embedder's projection per
     channel; the 2-D head keeps one scale."""
     x = _inputs(16)
     report = inspect_tflite(to_int8_tflite(quantize_model(fold_constants(
-        _model_with_large_lambdas()), x), 16, x))
+        _model_with_large_lambdas()), x), 16, x, per_channel_dense=True))
     scales = {}
     for op in report.ops:
         if op.name == "FULLY_CONNECTED":

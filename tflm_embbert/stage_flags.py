@@ -17,7 +17,7 @@ from absl import flags
 from tflm_embbert.quantize.settings import QAT_FIT
 from tflm_embbert.stages import Stages
 from tflm_embbert.tflm.settings import Int8Settings
-from tflm_embbert.training.settings import FitSettings
+from tflm_embbert.training.settings import DECAYS, FitSettings
 
 FLAGS = flags.FLAGS
 FLOAT_FIT = FitSettings()
@@ -30,13 +30,19 @@ def _define(kind, name: str, default, help_text: str, **kwargs) -> None:
 
 
 def define_fit_flags(epochs: int = FLOAT_FIT.epochs) -> None:
-    """Float fine-tuning: --epochs --batch_size --learning_rate --weight_decay --warmup_steps
-    --patience (`epochs`: a command's own default, e.g. the demo's shorter budget)."""
+    """Float fine-tuning: --epochs --batch_size --learning_rate --schedule --warmup_fraction
+    --warmup_steps --weight_decay --dropout --patience (`epochs`: a command's own default)."""
     _define("integer", "epochs", epochs, "Most float fine-tuning epochs (best validation kept).")
     _define("integer", "batch_size", FLOAT_FIT.batch_size, "Batch size.")
     _define("float", "learning_rate", FLOAT_FIT.learning_rate, "AdamW peak learning rate.")
+    if "schedule" not in FLAGS:
+        flags.DEFINE_enum(
+            "schedule", FLOAT_FIT.schedule, list(DECAYS), "Learning-rate decay after the warm-up."
+        )
+    _define("float", "warmup_fraction", FLOAT_FIT.warmup_fraction, "Warm-up share of the steps.")
+    _define("float", "dropout", FLOAT_FIT.dropout, "Dropout rate (default: the model's own).")
     _define("float", "weight_decay", FLOAT_FIT.weight_decay, "AdamW weight decay.")
-    _define("integer", "warmup_steps", FLOAT_FIT.warmup_steps, "Linear learning-rate warm-up.")
+    _define("integer", "warmup_steps", FLOAT_FIT.warmup_steps, "Warm-up steps (0: the share).")
     _define("integer", "patience", FLOAT_FIT.patience, "Stop after N epochs without improvement.")
 
 
@@ -93,7 +99,17 @@ def chunk_rows(f=FLAGS) -> tuple[int, ...]:
     return tuple(int(rows) for rows in f.chunk_rows)
 
 
-FIT_FLAGS = ("epochs", "batch_size", "learning_rate", "weight_decay", "warmup_steps", "patience")
+FIT_FLAGS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "schedule",
+    "warmup_fraction",
+    "warmup_steps",
+    "weight_decay",
+    "dropout",
+    "patience",
+)
 
 
 def fit_settings(f=FLAGS) -> FitSettings:

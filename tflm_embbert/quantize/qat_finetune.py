@@ -39,15 +39,6 @@ def qat_finetune(
     train_x, _ = encode(tokenizer, task.train[:calibration_examples], seq_len)
     keras.utils.set_random_seed(fit.seed)
     model = quantize_model(export_rewrites(float_model), train_x)
-    return fit_and_score(
-        model,
-        task,
-        tokenizer,
-        seq_len,
-        fit,
-        config=config,
-        settings={"stage": "qat", "calibration_examples": calibration_examples},
-        log_csv=log_csv,
-        verbose=verbose,
-        backup_dir=backup_dir,
-    )
+    settings = {"stage": "qat", "calibration_examples": calibration_examples}
+    outputs = {"log_csv": log_csv, "verbose": verbose, "backup_dir": backup_dir}
+    return fit_and_score(model, task, tokenizer, seq_len, fit, config, settings, **outputs)

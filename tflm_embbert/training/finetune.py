@@ -202,26 +202,19 @@ def finetune(
             f"{config.max_sequence_length}"
         )
     keras.utils.set_random_seed(fit.seed)
+    if fit.dropout is not None:
+        config = config.replace(dropout=fit.dropout)
     model = build_classifier(config, task.num_labels)
     if backbone_dir is not None:
         transfer_backbone_weights(backbone, model)
-    return fit_and_score(
-        model,
-        task,
-        tokenizer,
-        seq_len,
-        fit,
-        config=config,
-        settings={
-            "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
-            "train_examples": len(task.train),
-            "validation_examples": len(task.validation),
-            "test_examples": len(task.test),
-        },
-        log_csv=log_csv,
-        verbose=verbose,
-        backup_dir=backup_dir,
-    )
+    settings = {
+        "from_backbone": str(backbone_dir) if backbone_dir is not None else None,
+        "train_examples": len(task.train),
+        "validation_examples": len(task.validation),
+        "test_examples": len(task.test),
+    }
+    outputs = {"log_csv": log_csv, "verbose": verbose, "backup_dir": backup_dir}
+    return fit_and_score(model, task, tokenizer, seq_len, fit, config, settings, **outputs)
 
 
 def fit_and_score(
@@ -230,9 +223,9 @@ def fit_and_score(
     tokenizer: Tokenizer,
     seq_len: int,
     fit: FitSettings,
-    *,
     config: BackboneConfig | None,
     settings: dict,
+    *,
     log_csv: str | Path | None,
     verbose: int,
     backup_dir: str | Path | None,
@@ -251,6 +244,9 @@ def fit_and_score(
         verbose=verbose,
         backup_dir=Path(backup_dir) if backup_dir else None,
     )
+    best_is_last = fitted["best_epoch"] + 1 == fitted["epochs_run"] == fit.epochs
+    if best_is_last:
+        print(under_fitting_line(fit.epochs), flush=True)
     return FinetuneResult(
         model=model,
         config=config,
@@ -263,8 +259,23 @@ def fit_and_score(
             "metric": task.metric,
             **settings,
             **fit.to_json(),
+            "warmup_steps": fit.warmup(_steps_per_epoch(len(train[1]), fit)),
+            "dropout": config.dropout if config is not None else fit.dropout,
+            "best_is_last": best_is_last,
         },
     )
+
+
+def under_fitting_line(epochs: int) -> str:
+    """The one line a fit prints when validation still improved at its last epoch."""
+    return (
+        f"warning: the best validation epoch is the last one ({epochs} of {epochs}): the model "
+        f"may be under-fitted; try a larger --epochs (e.g. {2 * epochs})"
+    )
+
+
+def _steps_per_epoch(examples: int, fit: FitSettings) -> int:
+    return fit.max_steps_per_epoch or math.ceil(examples / fit.batch_size)
 
 
 def fit_best_epoch(
@@ -291,8 +302,15 @@ def fit_best_epoch(
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    steps = _steps_per_epoch(len(train_y), fit)
     model.compile(
-        optimizer=adamw(fit.learning_rate, fit.weight_decay, fit.warmup_steps),
+        optimizer=adamw(
+            fit.learning_rate,
+            fit.weight_decay,
+            fit.warmup(steps),
+            total_steps=steps * fit.epochs,
+            decay=fit.schedule,
+        ),
         loss=loss,
         metrics=metrics,
     )
