@@ -20,6 +20,7 @@ resumes after an interruption, one run at a time):
   enough is read from every run's curve (`best_is_last`).
 - C (dropout, batch, weight decay) at the best of A + B: one factor changed at a time
   (--phase_c_runs of them).
+- D (patience) at the best of A + B: early stopping after --phase_d_patience epochs instead of 3.
 --train_limit caps a task's train part (seeded subset; validation unchanged) to fit the CPU.
 """
 
@@ -54,6 +55,7 @@ flags.DEFINE_integer(
     "long_epochs", 0, "Phase B: epoch budget of a constant-lr long run (0: none; phase A's curves)."
 )
 flags.DEFINE_integer("phase_c_runs", 2, "Phase C: how many of dropout 0, batch 16, wd 0.01.")
+flags.DEFINE_integer("phase_d_patience", 5, "Phase D: early-stopping patience tried.")
 flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
 flags.DEFINE_string("backbone", None, "Backbone folder (default: the shipped one).")
 flags.DEFINE_string("out", "bench/results/finetune_sweep", "Result folder.")
@@ -239,6 +241,11 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
         return [{**top, "dropout": 0.0}, {**top, "batch": 16}, {**top, "wd": 0.01}][
             : FLAGS.phase_c_runs
         ]
+    if phase == "D":
+        ranked = rank_recipes(runs, tasks, {"A", "B"})
+        if not ranked:
+            return []
+        return [{**ranked[0][1], "patience": FLAGS.phase_d_patience}]
     raise ValueError(f"unknown phase {phase!r}")
 
 
@@ -246,7 +253,7 @@ def report(out: Path, tasks: list[str]) -> None:
     runs = load_runs(out)
     header = ["phase", "lr", "schedule", "warm-up", "max ep.", "patience", "batch", "dropout"]
     header += ["wd"] + [f"{t} score (best ep./run)" for t in tasks] + ["mean score"]
-    ranked = {recipe_key(r): m for m, r in rank_recipes(runs, tasks, {"A", "B", "C"})}
+    ranked = {recipe_key(r): m for m, r in rank_recipes(runs, tasks, {"A", "B", "C", "D"})}
     rows, seen = [], {}
     for r in runs:
         seen.setdefault((r["phase"], recipe_key(r["recipe"])), {})[r["task"]] = r
@@ -285,12 +292,13 @@ def report(out: Path, tasks: list[str]) -> None:
         "Phases: A = learning rate with the old recipe (constant lr, batch 32, dropout 0.1, "
         "wd 0.05, up to 10 epochs, patience 3); B = schedule / epoch budget at A's best lr "
         "(warm-up + linear or cosine decay to 0 over the planned epochs; constant with a larger "
-        "budget); C = batch, dropout, weight decay at the best of A + B, one factor at a time. "
+        "budget); C = batch, dropout, weight decay at the best of A + B, one factor at a time; "
+        "D = a larger early-stopping patience at the best of A + B. "
         "`last`: the best epoch was the last of the budget (still improving).",
         "",
         markdown_table(header, rows),
     ]
-    best = rank_recipes(runs, tasks, {"A", "B", "C"})
+    best = rank_recipes(runs, tasks, {"A", "B", "C", "D"})
     if best:
         lines.append(f"Best mean score: {best[0][0]:.2f} with `{recipe_key(best[0][1])}`.\n")
     lines.append("## Per-epoch `score` curves\n")
