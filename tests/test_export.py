@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from export import boards, cpp_sources, tflm_profiles
+from export import boards, cpp_sources, tflm_profiles, tflm_tree
 from export.library import LibraryRequest, export_library
 from export.tflm_profiles import ExportError, add_method
 from keras_models.backend import keras
@@ -83,6 +83,7 @@ def test_library_layout_follows_the_spec(library):
         "src/tiny_intents_model_settings.h", "src/tiny_intents_op_resolver.h",
         "src/embbert_tokenizer.h", "src/embbert_tokenizer.cpp",
         "src/embbert_tokenizer_data.h", "src/embbert_tokenizer_data.cpp",
+        "src/tflm_embbert_tflm_config.h",
         "examples/TinyIntentsClassify/TinyIntentsClassify.ino",
     }
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -222,6 +223,16 @@ def _fake_tree(root, ops):
     (flat / "base.h").write_text("// base\n")
     (root / "examples" / "hello").mkdir(parents=True)
     (root / "examples" / "hello" / "main.cc").write_text("int main() {}\n")
+    (micro / "cortex_m_generic").mkdir()
+    (micro / "cortex_m_generic" / "micro_time.cc").write_text(
+        "#include CMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE\n"
+    )
+    (micro / "kernels" / "cmsis_nn").mkdir(parents=True)
+    (micro / "kernels" / "cmsis_nn" / "fully_connected.cc").write_text(
+        "void f() {\n      TFLITE_DCHECK_GE(data.buffer_conv_1x1_idx, 4);\n}\n"
+    )
+    (root / "third_party" / "cmsis_nn").mkdir()
+    (root / "third_party" / "cmsis_nn" / "arm_x.c").write_text("int x;\n")
     return root
 
 
@@ -232,14 +243,36 @@ def test_vendors_a_tflm_tree(tiny_int8, tiny_tokenizer, tmp_path):
     report = export_library(_request(tiny_int8, tiny_tokenizer, tflm_tree=tree), out)
     src = out / "TinyIntents" / "src"
     interpreter = src / "tensorflow" / "lite" / "micro" / "micro_interpreter.cpp"
+    config = f'#include "{tflm_tree.CONFIG_HEADER}"  // tflm_embbert: TFLM\'s defines\n'
     assert interpreter.read_text() == (
-        '#include "third_party/flatbuffers/include/flatbuffers/flatbuffers.h"\n'
+        config + '#include "third_party/flatbuffers/include/flatbuffers/flatbuffers.h"\n'
     )
+    # Every C and C++ translation unit gets TFLM's defines first; headers are left as they are.
+    assert (src / "third_party" / "cmsis_nn" / "arm_x.c").read_text() == config + "int x;\n"
+    assert (src / "third_party/flatbuffers/include/flatbuffers/base.h").read_text() == "// base\n"
+    defines = (src / tflm_tree.CONFIG_HEADER).read_text()
+    for name in ("TF_LITE_STATIC_MEMORY", "CMSIS_NN", "KERNELS_OPTIMIZED_FOR_SPEED"):
+        assert f"#ifndef {name}\n#define {name}\n#endif" in defines
+    assert "NDEBUG" not in defines.replace("NDEBUG is left to the build", "")
+    library_cpp = (src / "TinyIntents.cpp").read_text()
+    assert library_cpp.index(tflm_tree.CONFIG_HEADER) < library_cpp.index("micro_interpreter.h")
+    # micro_time without a CMSIS device header; the CMSIS-NN handle check fixed.
+    micro_time = (src / "tensorflow/lite/micro/cortex_m_generic/micro_time.cpp").read_text()
+    assert "CMSIS_DEVICE" not in micro_time and "0xE0001004u" in micro_time
+    fully_connected = (src / "tensorflow/lite/micro/kernels/cmsis_nn/fully_connected.cpp")
+    assert "TFLITE_DCHECK_GE(data.buffer_conv_1x1_idx, 0);" in fully_connected.read_text()
+    assert report["tflm"]["vendored"]["cmsis_nn"] is True
+    assert len(report["tflm"]["vendored"]["patched"]) == 1
+    assert report["tflm"]["vendored"]["replaced"] == [
+        "tensorflow/lite/micro/cortex_m_generic/micro_time.cpp"
+    ]
     assert not (src / "tensorflow" / "lite" / "micro" / "micro_interpreter_test.cpp").exists()
     assert not (src / "examples").exists()
     assert report["tflm"]["vendored"]["rewritten_includes"] == 2
     readme = (out / "TinyIntents" / "README.md").read_text()
     assert "-std=gnu++17" in readme
+    assert "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 " in readme
+    assert "-fno-exceptions" in readme and "-D" not in readme.split("```sh")[1].split("```")[0]
 
 
 def test_refuses_a_tree_without_the_models_ops(tiny_int8, tiny_tokenizer, tmp_path):
