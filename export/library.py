@@ -251,7 +251,8 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
         margin_text=margin_text,
         buckets=request.bucket_table(),
     )
-    files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops)
+    own_kernels = request.tflm == "tflm_tree"  # current TFLM: Add<Op>(registration) overloads
+    files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops, own_kernels)
     profile = tflm_profiles.PROFILES[request.tflm]
     values = {
         "NAME": request.name,
@@ -266,7 +267,7 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
     files[f"{request.name}.cpp"] = cpp_sources.render("Library.cpp.in", **values)
     for name, text in files.items():
         (src / name).write_text(text)
-    for name in _TOKENIZER_SOURCES:
+    for name in _TOKENIZER_SOURCES + (cpp_sources.OWN_KERNEL_SOURCES if own_kernels else ()):
         shutil.copy(cpp_sources.ARDUINO_SRC_DIR / name, src / name)
 
 

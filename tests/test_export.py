@@ -83,7 +83,8 @@ def test_library_layout_follows_the_spec(library):
         "src/tiny_intents_model_settings.h", "src/tiny_intents_op_resolver.h",
         "src/embbert_tokenizer.h", "src/embbert_tokenizer.cpp",
         "src/embbert_tokenizer_data.h", "src/embbert_tokenizer_data.cpp",
-        "src/tflm_embbert_tflm_config.h",
+        "src/tflm_embbert_tflm_config.h", "src/embbert_lut.h", "src/embbert_kernels.h",
+        "src/embbert_kernels.cpp",
         "examples/TinyIntentsClassify/TinyIntentsClassify.ino",
     }
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -134,8 +135,15 @@ def test_report_and_settings_carry_the_measured_figures(library, tiny_int8):
 def test_op_resolver_lists_exactly_the_models_ops(library, tiny_int8):
     header = (library["folder"] / "src" / "tiny_intents_op_resolver.h").read_text()
     model_ops = {op.name for op in inspect_tflite(tiny_int8["tflite"]).ops}
-    added = re.findall(r"resolver\.(Add\w+)\(\) != kTfLiteOk", header)
-    assert sorted(added) == sorted(add_method(op) for op in model_ops)
+    added = re.findall(r"resolver\.(Add\w+)\(([^)]*\)?)\) != kTfLiteOk", header)
+    assert sorted(m for m, _ in added) == sorted(add_method(op) for op in model_ops)
+    # The library's own kernels replace TFLM's for the ops that have one (the tree profile).
+    assert "LOGISTIC" in model_ops
+    assert ("AddLogistic", "embbert::Register_LOGISTIC_INT8_TABLE()") in added
+    assert all(arg == "" for m, arg in added if m != "AddLogistic")
+    assert '#include "embbert_kernels.h"' in header
+    plain = cpp_sources.op_resolver_header("x", sorted(model_ops), own_kernels=False)
+    assert "embbert::" not in plain and "resolver.AddLogistic() != kTfLiteOk" in plain
     assert f"constexpr unsigned int kOpCount = {len(model_ops)};" in header
     assert header.count("return false;") == len(model_ops)  # every status is checked
 
@@ -498,7 +506,7 @@ def test_bucket_tables_match_the_model_array(bucketed):
     # The op resolver registers the ops of every bucket.
     header = (folder / "src" / "tiny_intents_op_resolver.h").read_text()
     ops = {op.name for offset in offsets for op in inspect_tflite(data[offset:]).ops}
-    assert sorted(re.findall(r"resolver\.(Add\w+)\(\)", header)) == sorted(map(add_method, ops))
+    assert sorted(re.findall(r"resolver\.(Add\w+)\(", header)) == sorted(map(add_method, ops))
 
 
 def test_every_bucket_runs_in_the_settings_arena(bucketed, tiny_tokenizer):
@@ -629,11 +637,21 @@ def _stub_tree(root, op_resolver_header):
     for name, text in _TFLM_STUBS.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
-    methods = sorted(set(re.findall(r"resolver\.(Add\w+)\(\)", op_resolver_header)))
+    methods = sorted(set(re.findall(r"resolver\.(Add\w+)\(", op_resolver_header)))
+    # Since tflite-micro PR #3178 every Add<Op> takes a registration, defaulting to TFLM's.
+    (root / "tensorflow/lite/micro/micro_common.h").write_text(
+        "#pragma once\nstruct TFLMRegistration { void* (*init)(void*, const char*, unsigned); };\n"
+    )
     (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
-        '#pragma once\n#include "tensorflow/lite/micro/micro_interpreter.h"\nnamespace tflite {\n'
+        '#pragma once\n#include "tensorflow/lite/micro/micro_interpreter.h"\n'
+        '#include "tensorflow/lite/micro/micro_common.h"\nnamespace tflite {\n'
         "template <unsigned int N> class MicroMutableOpResolver : public MicroOpResolver {\n"
-        " public:\n" + "".join(f"  TfLiteStatus {m}();\n" for m in methods) + "};\n}\n"
+        " public:\n"
+        + "".join(
+            f"  TfLiteStatus {m}(const TFLMRegistration& r = TFLMRegistration());\n"
+            for m in methods
+        )
+        + "};\n}\n"
     )
 
 
