@@ -43,6 +43,11 @@ DEFAULT_ARENA_MARGIN = 0.10  # of the measured arena ...
 ARENA_EXTRA_BYTES = 2048  # ... plus this, for optimized kernels' scratch buffers
 _TOKENIZER_SOURCES = ("embbert_tokenizer.h", "embbert_tokenizer.cpp")
 DEFAULT_URL = "https://github.com/tensorflow/tflite-micro"
+# The flags the vendored library was compiled with for the Nano 33 BLE's Cortex-M4F (no -D, no -I
+# but src/; the generated README gives them).
+CORTEX_M4_FLAGS = "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+CXX_FLAGS = "-std=gnu++17 -fno-exceptions -fno-rtti -Os"
+C_FLAGS = "-std=gnu11 -Os"
 
 
 def tool_version() -> str:
@@ -180,6 +185,8 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
         )
         _write_sources(request, src, prefix, version, report, ops, arena, margin_text)
         vendored = None
+        if request.options.tflm == "tflm_tree":  # the defines, also before a tree is vendored
+            (src / tflm_tree.CONFIG_HEADER).write_text(tflm_tree.config_header(cmsis_nn=False))
         if request.options.tflm_tree is not None:
             vendored = tflm_tree.vendor_tree(request.options.tflm_tree, src)
             tflm_tree.copy_tree_license(request.options.tflm_tree, library)
@@ -252,20 +259,24 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
         margin_text=margin_text,
         buckets=request.bucket_table(),
     )
-    files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops)
+    # current TFLM: Add<Op>(registration) overloads
+    own_kernels = request.options.tflm == "tflm_tree"
+    files[f"{prefix}_op_resolver.h"] = cpp_sources.op_resolver_header(prefix, ops, own_kernels)
     profile = tflm_profiles.PROFILES[request.options.tflm]
     values = {
         "NAME": request.options.name,
         "PREFIX": prefix,
         "GUARD": prefix.upper(),
         "VERSION": version,
-        "TFLM_INCLUDE": f"#include <{profile.include}>\n" if profile.include else "",
+        "TFLM_INCLUDE": f"#include <{profile.include}>\n"
+        if profile.include
+        else (f'#include "{tflm_tree.CONFIG_HEADER}"\n' if own_kernels else ""),
     }
     files[f"{request.options.name}.h"] = cpp_sources.render("Library.h.in", **values)
     files[f"{request.options.name}.cpp"] = cpp_sources.render("Library.cpp.in", **values)
     for name, text in files.items():
         (src / name).write_text(text)
-    for name in _TOKENIZER_SOURCES:
+    for name in _TOKENIZER_SOURCES + (cpp_sources.OWN_KERNEL_SOURCES if own_kernels else ()):
         shutil.copy(cpp_sources.ARDUINO_SRC_DIR / name, src / name)
 
 
@@ -295,14 +306,23 @@ def _install_steps(request, profile, prefix) -> str:
             f"\n3. Or from a shell: `{compile_line}`."
         )
     if request.options.tflm_tree is not None:
-        vendored = "TFLM is vendored in `src/` (from the tree given to --tflm_tree)."
         return (
-            f"{vendored} Current TFLM needs C++17; the mbed core defaults to gnu++14.\n\n"
+            "TFLM is vendored in `src/` (from the tree given to --tflm_tree). Its defines "
+            f"(TF_LITE_STATIC_MEMORY, CMSIS_NN, ...) are in `src/{tflm_tree.CONFIG_HEADER}`, which "
+            "every TFLM source includes first, so no -D flag is needed. Current TFLM needs C++17; "
+            "the mbed core defaults to gnu++14.\n\n"
             "1. `Sketch > Include Library > Add .ZIP Library` and pick "
             f"`{request.options.name}.zip`.\n"
             f"2. Compile with C++17: `{compile_line}` (in the IDE, add `-std=gnu++17` to "
             "`compiler.cpp.extra_flags` in a platform.local.txt next to the core's "
-            "platform.txt).\n"
+            "platform.txt).\n\n"
+            "Outside Arduino (any Cortex-M4F), every .cpp and .c under `src/` compiles with only "
+            "`src/` on the include path:\n\n"
+            f"```sh\narm-none-eabi-g++ {CORTEX_M4_FLAGS} {CXX_FLAGS} -Isrc -c file.cpp\n"
+            f"arm-none-eabi-gcc {CORTEX_M4_FLAGS} {C_FLAGS} -Isrc -c file.c\n```\n\n"
+            "`-std=gnu++17` and `-fno-exceptions` are required (with exceptions TFLM's "
+            "placement-new of its memory planner does not compile: add it if your core does not "
+            "pass it); `-DNDEBUG` is optional (the library runs without it).\n"
         )
     return (
         "This library needs a current TFLM (the Library-Manager builds lack BATCH_MATMUL). Make a "
@@ -312,8 +332,9 @@ def _install_steps(request, profile, prefix) -> str:
         '    --makefile_options="TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp '
         'OPTIMIZED_KERNEL_DIR=cmsis_nn" /tmp/tflm_tree\n'
         "export_tflite ... --tflm=tflm_tree --tflm_tree=/tmp/tflm_tree\n```\n\n"
-        "(or copy the tree's `tensorflow/` and `third_party/` folders into `src/`, renaming `.cc` "
-        f"to `.cpp`). Then compile with C++17: `{compile_line}`."
+        "(export again rather than copying the tree by hand: the export renames `.cc` to `.cpp`, "
+        "fixes the includes and adds TFLM's defines). Then compile with C++17: "
+        f"`{compile_line}`."
     )
 
 

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from export import boards, cpp_sources, tflm_profiles
+from export import boards, cpp_sources, tflm_profiles, tflm_tree
 from export.library import LibraryOptions, LibraryRequest, export_library
 from export.tflm_profiles import ExportError, add_method
 from keras_models.backend import keras
@@ -89,6 +89,8 @@ def test_library_layout_follows_the_spec(library):
         "src/tiny_intents_model_settings.h", "src/tiny_intents_op_resolver.h",
         "src/embbert_tokenizer.h", "src/embbert_tokenizer.cpp",
         "src/embbert_tokenizer_data.h", "src/embbert_tokenizer_data.cpp",
+        "src/tflm_embbert_tflm_config.h", "src/embbert_lut.h", "src/embbert_kernels.h",
+        "src/embbert_kernels.cpp",
         "examples/TinyIntentsClassify/TinyIntentsClassify.ino",
     }
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -139,8 +141,15 @@ def test_report_and_settings_carry_the_measured_figures(library, tiny_int8):
 def test_op_resolver_lists_exactly_the_models_ops(library, tiny_int8):
     header = (library["folder"] / "src" / "tiny_intents_op_resolver.h").read_text()
     model_ops = {op.name for op in inspect_tflite(tiny_int8["tflite"]).ops}
-    added = re.findall(r"resolver\.(Add\w+)\(\) != kTfLiteOk", header)
-    assert sorted(added) == sorted(add_method(op) for op in model_ops)
+    added = re.findall(r"resolver\.(Add\w+)\(([^)]*\)?)\) != kTfLiteOk", header)
+    assert sorted(m for m, _ in added) == sorted(add_method(op) for op in model_ops)
+    # The library's own kernels replace TFLM's for the ops that have one (the tree profile).
+    assert "LOGISTIC" in model_ops
+    assert ("AddLogistic", "embbert::Register_LOGISTIC_INT8_TABLE()") in added
+    assert all(arg == "" for m, arg in added if m != "AddLogistic")
+    assert '#include "embbert_kernels.h"' in header
+    plain = cpp_sources.op_resolver_header("x", sorted(model_ops), own_kernels=False)
+    assert "embbert::" not in plain and "resolver.AddLogistic() != kTfLiteOk" in plain
     assert f"constexpr unsigned int kOpCount = {len(model_ops)};" in header
     assert header.count("return false;") == len(model_ops)  # every status is checked
 
@@ -228,6 +237,16 @@ def _fake_tree(root, ops):
     (flat / "base.h").write_text("// base\n")
     (root / "examples" / "hello").mkdir(parents=True)
     (root / "examples" / "hello" / "main.cc").write_text("int main() {}\n")
+    (micro / "cortex_m_generic").mkdir()
+    (micro / "cortex_m_generic" / "micro_time.cc").write_text(
+        "#include CMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE\n"
+    )
+    (micro / "kernels" / "cmsis_nn").mkdir(parents=True)
+    (micro / "kernels" / "cmsis_nn" / "fully_connected.cc").write_text(
+        "void f() {\n      TFLITE_DCHECK_GE(data.buffer_conv_1x1_idx, 4);\n}\n"
+    )
+    (root / "third_party" / "cmsis_nn").mkdir()
+    (root / "third_party" / "cmsis_nn" / "arm_x.c").write_text("int x;\n")
     return root
 
 
@@ -238,14 +257,36 @@ def test_vendors_a_tflm_tree(tiny_int8, tiny_tokenizer, tmp_path):
     report = export_library(_request(tiny_int8, tiny_tokenizer, tflm_tree=tree), out)
     src = out / "TinyIntents" / "src"
     interpreter = src / "tensorflow" / "lite" / "micro" / "micro_interpreter.cpp"
+    config = f'#include "{tflm_tree.CONFIG_HEADER}"  // tflm_embbert: TFLM\'s defines\n'
     assert interpreter.read_text() == (
-        '#include "third_party/flatbuffers/include/flatbuffers/flatbuffers.h"\n'
+        config + '#include "third_party/flatbuffers/include/flatbuffers/flatbuffers.h"\n'
     )
+    # Every C and C++ translation unit gets TFLM's defines first; headers are left as they are.
+    assert (src / "third_party" / "cmsis_nn" / "arm_x.c").read_text() == config + "int x;\n"
+    assert (src / "third_party/flatbuffers/include/flatbuffers/base.h").read_text() == "// base\n"
+    defines = (src / tflm_tree.CONFIG_HEADER).read_text()
+    for name in ("TF_LITE_STATIC_MEMORY", "CMSIS_NN", "KERNELS_OPTIMIZED_FOR_SPEED"):
+        assert f"#ifndef {name}\n#define {name}\n#endif" in defines
+    assert "NDEBUG" not in defines.replace("NDEBUG is left to the build", "")
+    library_cpp = (src / "TinyIntents.cpp").read_text()
+    assert library_cpp.index(tflm_tree.CONFIG_HEADER) < library_cpp.index("micro_interpreter.h")
+    # micro_time without a CMSIS device header; the CMSIS-NN handle check fixed.
+    micro_time = (src / "tensorflow/lite/micro/cortex_m_generic/micro_time.cpp").read_text()
+    assert "CMSIS_DEVICE" not in micro_time and "0xE0001004u" in micro_time
+    fully_connected = (src / "tensorflow/lite/micro/kernels/cmsis_nn/fully_connected.cpp")
+    assert "TFLITE_DCHECK_GE(data.buffer_conv_1x1_idx, 0);" in fully_connected.read_text()
+    assert report["tflm"]["vendored"]["cmsis_nn"] is True
+    assert len(report["tflm"]["vendored"]["patched"]) == 1
+    assert report["tflm"]["vendored"]["replaced"] == [
+        "tensorflow/lite/micro/cortex_m_generic/micro_time.cpp"
+    ]
     assert not (src / "tensorflow" / "lite" / "micro" / "micro_interpreter_test.cpp").exists()
     assert not (src / "examples").exists()
     assert report["tflm"]["vendored"]["rewritten_includes"] == 2
     readme = (out / "TinyIntents" / "README.md").read_text()
     assert "-std=gnu++17" in readme
+    assert "arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 " in readme
+    assert "-fno-exceptions" in readme and "-D" not in readme.split("```sh")[1].split("```")[0]
 
 
 def test_refuses_a_tree_without_the_models_ops(tiny_int8, tiny_tokenizer, tmp_path):
@@ -472,7 +513,7 @@ def test_bucket_tables_match_the_model_array(bucketed):
     # The op resolver registers the ops of every bucket.
     header = (folder / "src" / "tiny_intents_op_resolver.h").read_text()
     ops = {op.name for offset in offsets for op in inspect_tflite(data[offset:]).ops}
-    assert sorted(re.findall(r"resolver\.(Add\w+)\(\)", header)) == sorted(map(add_method, ops))
+    assert sorted(re.findall(r"resolver\.(Add\w+)\(", header)) == sorted(map(add_method, ops))
 
 
 def test_every_bucket_runs_in_the_settings_arena(bucketed, tiny_tokenizer):
@@ -603,11 +644,21 @@ def _stub_tree(root, op_resolver_header):
     for name, text in _TFLM_STUBS.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
-    methods = sorted(set(re.findall(r"resolver\.(Add\w+)\(\)", op_resolver_header)))
+    methods = sorted(set(re.findall(r"resolver\.(Add\w+)\(", op_resolver_header)))
+    # Since tflite-micro PR #3178 every Add<Op> takes a registration, defaulting to TFLM's.
+    (root / "tensorflow/lite/micro/micro_common.h").write_text(
+        "#pragma once\nstruct TFLMRegistration { void* (*init)(void*, const char*, unsigned); };\n"
+    )
     (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
-        '#pragma once\n#include "tensorflow/lite/micro/micro_interpreter.h"\nnamespace tflite {\n'
+        '#pragma once\n#include "tensorflow/lite/micro/micro_interpreter.h"\n'
+        '#include "tensorflow/lite/micro/micro_common.h"\nnamespace tflite {\n'
         "template <unsigned int N> class MicroMutableOpResolver : public MicroOpResolver {\n"
-        " public:\n" + "".join(f"  TfLiteStatus {m}();\n" for m in methods) + "};\n}\n"
+        " public:\n"
+        + "".join(
+            f"  TfLiteStatus {m}(const TFLMRegistration& r = TFLMRegistration());\n"
+            for m in methods
+        )
+        + "};\n}\n"
     )
 
 
