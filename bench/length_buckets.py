@@ -242,7 +242,8 @@ def export_study() -> None:
     import time
 
     from export import boards
-    from export.buckets import build_buckets, default_lengths
+    from export.bucket_lengths import default_lengths
+    from export.buckets import build_buckets
     from export.cpp_sources import arena_with_margin, buffer_bytes
     from export.library import ARENA_EXTRA_BYTES, DEFAULT_ARENA_MARGIN
     from export.tokenizer_data import write_tokenizer_data

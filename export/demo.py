@@ -21,7 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from export import buckets
+from export import bucket_lengths
 from export.library import LibraryOptions
 from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
@@ -35,14 +35,14 @@ flags.DEFINE_integer("train_limit", None, "Use at most this many training exampl
 flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init, shuffling and sampling.")
 flags.DEFINE_integer("verbose", 2, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.DEFINE_string("name", "SnipsIntents", "Name of the Arduino library and its C++ class.")
-flags.DEFINE_list("length_buckets", ["auto"], buckets.FLAG_HELP)
+flags.DEFINE_list("length_buckets", ["auto"], bucket_lengths.FLAG_HELP)
 
 
 def main(argv):
     del argv
     started = time.time()
     try:  # the lengths' form now; against L once fine-tuning has chosen it
-        buckets.parse_lengths(FLAGS.length_buckets, 1 << 30)
+        bucket_lengths.parse_lengths(FLAGS.length_buckets, 1 << 30)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     from export.exporter import ExportSettings, export_model

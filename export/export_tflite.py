@@ -21,7 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from export import boards, buckets, cpp_sources, tflm_profiles
+from export import boards, bucket_lengths, cpp_sources, tflm_profiles
 from export.library import LibraryOptions
 from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
@@ -58,7 +58,7 @@ flags.DEFINE_string(
 )
 flags.DEFINE_float("arena_margin", OPTIONS.arena_margin, "Arena margin over the measured size.")
 stage_flags.define_int8_flags()
-flags.DEFINE_list("length_buckets", ["auto"], buckets.FLAG_HELP)
+flags.DEFINE_list("length_buckets", ["auto"], bucket_lengths.FLAG_HELP)
 flags.DEFINE_bool("force", OPTIONS.force, "Write the library even when it does not fit the board.")
 flags.DEFINE_string("url", OPTIONS.url, "library.properties url.")
 flags.DEFINE_string("maintainer", OPTIONS.maintainer, "library.properties maintainer.")
@@ -135,7 +135,7 @@ def main(argv):
     tokenizer = Tokenizer.load(tokenizer_dir)
     seq_len = _seq_len(model_path, tokenizer, task)
     try:
-        buckets.parse_lengths(f.length_buckets, seq_len)
+        bucket_lengths.parse_lengths(f.length_buckets, seq_len)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
 

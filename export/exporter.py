@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from export import buckets
+from export import bucket_lengths, buckets
 from export.library import LibraryOptions, LibraryRequest, export_library
 from tflm_embbert.data.examples import TaskData
 from tflm_embbert.data.tokenizer import Tokenizer
@@ -32,7 +32,7 @@ class ExportSettings:
 
     library: LibraryOptions = field(default_factory=LibraryOptions)
     int8: Int8Settings = field(default_factory=Int8Settings)
-    length_buckets: tuple[str, ...] = ("auto",)  # 'auto', 'none' or lengths (buckets.FLAG_HELP)
+    length_buckets: tuple[str, ...] = ("auto",)  # 'auto', 'none' or lengths (see FLAG_HELP)
     buckets_asked: bool = False  # the lengths were asked for: refuse instead of falling back
 
 
@@ -60,7 +60,7 @@ def export_model(
     buckets.BucketError (explicit buckets that are not exact) without writing anything."""
     settings = settings or ExportSettings()
     say = progress or (lambda line: print(line, flush=True))
-    lengths = buckets.parse_lengths(list(settings.length_buckets), seq_len)
+    lengths = bucket_lengths.parse_lengths(list(settings.length_buckets), seq_len)
     if int8 is None:
         say(f"[1/3] int8 conversion (L={seq_len}) + {task.name} test split under TFLM")
         int8 = int8_under_tflm(
@@ -75,7 +75,7 @@ def export_model(
     else:
         say(f"[1/3] int8 graph at L={seq_len}: converted and checked under TFLM already")
     say(f"[2/3] length buckets ({'/'.join(map(str, lengths)) or 'none'})")
-    bucketed, note = None, buckets.off_note(list(settings.length_buckets), seq_len)
+    bucketed, note = None, bucket_lengths.off_note(list(settings.length_buckets), seq_len)
     if lengths:
         bucketed, note = buckets.build_or_fall_back(
             lambda: buckets.build_buckets(

@@ -403,7 +403,7 @@ def test_build_refuses_a_graph_it_cannot_reproduce(exported, tiny_tokenizer):
     ],
 )
 def test_parse_lengths(values, seq_len, expected):
-    from export.buckets import parse_lengths
+    from export.bucket_lengths import parse_lengths
 
     assert parse_lengths(values, seq_len) == expected
 
@@ -420,7 +420,7 @@ def test_parse_lengths(values, seq_len, expected):
     ],
 )
 def test_parse_lengths_refuses(values, message):
-    from export.buckets import parse_lengths
+    from export.bucket_lengths import parse_lengths
 
     with pytest.raises(ValueError, match=message) as error:
         parse_lengths(values, 64)

@@ -28,7 +28,6 @@ from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
 from tflm_embbert.data.flags import load_data
 from tflm_embbert.data.tokenizer import Tokenizer
-from tflm_embbert.pipeline import run_pipeline, summary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder.")
@@ -74,6 +73,8 @@ def main(argv):
         stages = stage_flags.stages(f, int8=f.int8, ptq=f.ptq)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    from tflm_embbert.pipeline import run_pipeline, summary  # TensorFlow: after the flags
+
     results = run_pipeline(
         task,
         tokenizer,
