@@ -24,7 +24,12 @@ from pathlib import Path
 from absl import app, flags
 
 from keras_models.backend import keras, tf
-from keras_models.models import build_pretrainer, save_backbone
+from keras_models.models import (
+    build_pretrainer,
+    load_backbone,
+    save_backbone,
+    transfer_backbone_weights,
+)
 from keras_models.presets import PRESETS, get_config
 from tflm_embbert.common import paths
 from tflm_embbert.common.files import publish, staging_dir, write_text_atomic
@@ -37,6 +42,7 @@ from tflm_embbert.training.pretraining_data import (
     split_held_out,
 )
 from tflm_embbert.training.schedules import adamw
+from tflm_embbert.training.settings import DECAYS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/pretrain", "Run folder: checkpoints, logs, token-stream cache.")
@@ -58,6 +64,14 @@ flags.DEFINE_integer("validation_steps", 20, "Held-out batches scored at every c
 flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate (AdamW).")
 flags.DEFINE_integer("warmup_steps", 1000, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.")
+flags.DEFINE_enum(
+    "decay", "constant", list(DECAYS), "Learning rate after warm-up: constant, or decayed to 0 "
+    "at --total_steps (linear / cosine)."
+)
+flags.DEFINE_string(
+    "init_backbone", None, "Start a new run from this backbone folder (e.g. an earlier phase at "
+    "another --seq_len); ignored when the run folder already has a checkpoint."
+)
 flags.DEFINE_integer("seed", 0, "Data and init seed.")
 flags.DEFINE_float("max_minutes", 0, "Stop after the first checkpoint past this budget (0: none).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute.")
@@ -153,7 +167,10 @@ def pretrain(argv_flags=FLAGS) -> dict:
     with strategy.scope():
         keras.utils.set_random_seed(f.seed)
         model = build_pretrainer(config, f.seq_len, batcher.num_predictions)
-        optimizer = adamw(f.learning_rate, f.weight_decay, f.warmup_steps)
+        optimizer = adamw(
+            f.learning_rate, f.weight_decay, f.warmup_steps, total_steps=f.total_steps,
+            decay=f.decay,
+        )
         model.compile(
             optimizer=optimizer,
             loss={
@@ -170,6 +187,15 @@ def pretrain(argv_flags=FLAGS) -> dict:
         manager = tf.train.CheckpointManager(checkpoint, out / "checkpoints", max_to_keep=2)
         if manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        elif f.init_backbone:
+            source, source_config = load_backbone(f.init_backbone)
+            if source_config != config:
+                raise app.UsageError(
+                    f"--init_backbone {f.init_backbone}: its config {source_config.to_dict()} "
+                    f"differs from the run's {config.to_dict()}"
+                )
+            copied = transfer_backbone_weights(source, model)
+            print(f"initialised {len(copied)} backbone layers from {f.init_backbone}", flush=True)
     step = int(optimizer.iterations.numpy())
     progress_file = out / "checkpoints" / "progress.json"
     spent = _train_seconds(progress_file)
@@ -213,6 +239,8 @@ def pretrain(argv_flags=FLAGS) -> dict:
         "learning_rate": f.learning_rate,
         "warmup_steps": f.warmup_steps,
         "weight_decay": f.weight_decay,
+        "decay": f.decay,
+        "init_backbone": f.init_backbone,
         "strategy": f.strategy,
         "command": " ".join(sys.argv),
     }
