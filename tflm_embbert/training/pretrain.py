@@ -65,12 +65,16 @@ flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate (AdamW).")
 flags.DEFINE_integer("warmup_steps", 1000, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.")
 flags.DEFINE_enum(
-    "decay", "constant", list(DECAYS), "Learning rate after warm-up: constant, or decayed to 0 "
-    "at --total_steps (linear / cosine)."
+    "decay",
+    "constant",
+    list(DECAYS),
+    "Learning rate after warm-up: constant, or decayed to 0 at --total_steps (linear / cosine).",
 )
 flags.DEFINE_string(
-    "init_backbone", None, "Start a new run from this backbone folder (e.g. an earlier phase at "
-    "another --seq_len); ignored when the run folder already has a checkpoint."
+    "init_backbone",
+    None,
+    "Start a new run from this backbone folder (e.g. an earlier phase at "
+    "another --seq_len); ignored when the run folder already has a checkpoint.",
 )
 flags.DEFINE_integer("seed", 0, "Data and init seed.")
 flags.DEFINE_float("max_minutes", 0, "Stop after the first checkpoint past this budget (0: none).")
@@ -168,7 +172,10 @@ def pretrain(argv_flags=FLAGS) -> dict:
         keras.utils.set_random_seed(f.seed)
         model = build_pretrainer(config, f.seq_len, batcher.num_predictions)
         optimizer = adamw(
-            f.learning_rate, f.weight_decay, f.warmup_steps, total_steps=f.total_steps,
+            f.learning_rate,
+            f.weight_decay,
+            f.warmup_steps,
+            total_steps=f.total_steps,
             decay=f.decay,
         )
         model.compile(
