@@ -72,6 +72,24 @@ def cached_cell(path: Path, label: str, compute, wall_key: str = "wall_seconds")
     return cell
 
 
+def mean_std(values) -> str:
+    """ "mean ± std" of `values` with two decimals (population std, as numpy's default)."""
+    import numpy as np
+
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
+def write_results(out: Path, cells: list[dict], intro: str, sections: list[tuple]) -> None:
+    """results.json (machine + cells) and results.md: `intro`, then one `## heading` + table per
+    (heading, header, rows) in `sections`; prints the Markdown."""
+    write_json(out / "results.json", {"machine": machine(), "cells": cells})
+    text = intro + "".join(
+        f"\n## {heading}\n\n" + markdown_table(header, rows) for heading, header, rows in sections
+    )
+    (out / "results.md").write_text(text)
+    print(text)
+
+
 def read_cells(folder: Path) -> list[dict]:
     """Every result cell (*.json) in `folder`, by file name."""
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

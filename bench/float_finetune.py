@@ -16,7 +16,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench import common  # noqa: E402
@@ -89,62 +88,68 @@ def main(argv):
     write_report(out)
 
 
+CELL_HEADER = [
+    "task",
+    "test split",
+    "init",
+    "seed",
+    "L",
+    "val %",
+    "test %",
+    "paper float %",
+    "best epoch",
+    "epochs",
+    "ms/step (b32)",
+    "wall s",
+]
+
+
+def _cell_row(cell: dict) -> list:
+    metric = cell["metric"]
+    return [
+        cell["task"],
+        cell["test_split"],
+        cell["init"],
+        cell["seed"],
+        cell["seq_len"],
+        f"{100 * cell['validation'][metric]:.2f}",
+        f"{100 * cell['test'][metric]:.2f}",
+        PAPER_FLOAT.get(cell["task"], "-"),
+        cell["best_epoch"],
+        cell["epochs_run"],
+        f"{1000 * cell['step_seconds']:.1f}",
+        cell["wall_seconds"],
+    ]
+
+
 def write_report(out: Path) -> None:
     """results.json + results.md from every cell in <out>/cells (also ones from earlier runs)."""
     cells = common.read_cells(out / "cells")
-    rows = []
-    for cell in cells:
-        metric = cell["metric"]
-        rows.append(
-            [
-                cell["task"],
-                cell["test_split"],
-                cell["init"],
-                cell["seed"],
-                cell["seq_len"],
-                f"{100 * cell['validation'][metric]:.2f}",
-                f"{100 * cell['test'][metric]:.2f}",
-                PAPER_FLOAT.get(cell["task"], "-"),
-                cell["best_epoch"],
-                cell["epochs_run"],
-                f"{1000 * cell['step_seconds']:.1f}",
-                cell["wall_seconds"],
-            ]
-        )
-    header = [
-        "task",
-        "test split",
-        "init",
-        "seed",
-        "L",
-        "val %",
-        "test %",
-        "paper float %",
-        "best epoch",
-        "epochs",
-        "ms/step (b32)",
-        "wall s",
-    ]
     groups: dict[tuple[str, str], list[float]] = {}
     for cell in cells:
         groups.setdefault((cell["task"], cell["init"]), []).append(
             100 * cell["test"][cell["metric"]]
         )
-    summary_rows = [
-        [task, init, len(v), f"{np.mean(v):.2f} ± {np.std(v):.2f}", PAPER_FLOAT.get(task, "-")]
+    summary = [
+        [task, init, len(v), common.mean_std(v), PAPER_FLOAT.get(task, "-")]
         for (task, init), v in sorted(groups.items())
     ]
-    common.write_json(out / "results.json", {"machine": common.machine(), "cells": cells})
-    (out / "results.md").write_text(
+    common.write_results(
+        out,
+        cells,
         "# Float fine-tuning: `embbert`, shipped backbone vs from scratch\n\n"
         "Primary metric of each task (accuracy for these), in percent. Validation = seeded 10% "
         "of train; test = official test split (GLUE: dev). Command: "
-        "`python bench/float_finetune.py`.\n\n## Test, mean ± std over seeds\n\n"
-        + common.markdown_table(["task", "init", "seeds", "test %", "paper float %"], summary_rows)
-        + "\n## Every cell\n\n"
-        + common.markdown_table(header, rows)
+        "`python bench/float_finetune.py`.\n",
+        [
+            (
+                "Test, mean ± std over seeds",
+                ["task", "init", "seeds", "test %", "paper float %"],
+                summary,
+            ),
+            ("Every cell", CELL_HEADER, [_cell_row(c) for c in cells]),
+        ],
     )
-    print((out / "results.md").read_text())
 
 
 if __name__ == "__main__":

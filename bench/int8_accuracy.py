@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench import common  # noqa: E402
@@ -91,70 +90,82 @@ def _score(cell: dict, stage: str) -> float:
     return 100 * cell[stage]["test"][cell["metric"]]
 
 
+INTRO = (
+    "# `embbert`: float vs QAT vs full-integer under TFLM\n\n"
+    "Accuracy on the test split (GLUE: dev), in percent; every int8 figure is the model run "
+    "example by example under the `tflite_micro` runtime. Shipped backbone; float fine-tuning "
+    "up to 10 epochs (lr 1e-4), best epoch on a seeded 10% validation slice of train; QAT up "
+    "to 2 epochs (lr 2e-5) from the float model, best epoch on validation; PTQ = "
+    "post-training int8 of the float model (200 calibration examples from train). Command: "
+    "`python bench/int8_accuracy.py --seeds 0,1,2`.\n"
+)
+
+
+CELL_HEADER = (
+    ["task", "seed", "L"]
+    + [f"{label} %" for _, label in STAGES]
+    + [
+        "int8 - float pp",
+        "int8 (QAT) = float class %",
+        "int8 (QAT) = QAT class %",
+        "int8 (PTQ) = float class %",
+        ".tflite B",
+        "arena B",
+        "wall s",
+    ]
+)
+SUMMARY_HEADER = (
+    ["task", "test split", "seeds"]
+    + [f"{label} %" for _, label in STAGES]
+    + ["int8 (QAT) - float pp", "int8 (PTQ) - float pp"]
+)
+
+
+def _cell_row(cell: dict) -> list:
+    int8 = cell["int8_tflm"]
+    return (
+        [cell["task"], cell["seed"], cell["seq_len"]]
+        + [f"{_score(cell, stage):.2f}" for stage, _ in STAGES]
+        + [
+            f"{_score(cell, 'int8_tflm') - _score(cell, 'float'):+.2f}",
+            f"{100 * int8['agreement']['float']:.2f}",
+            f"{100 * int8['agreement']['qat']:.2f}",
+            f"{100 * cell['ptq_int8_tflm']['agreement']['float']:.2f}",
+            f"{int8['memory']['flash_tflite_bytes']:,}",
+            f"{int8['memory']['ram_arena_bytes']:,}",
+            cell["bench_wall_seconds"],
+        ]
+    )
+
+
+def _summary_row(task: str, group: list[dict]) -> list:
+    row = [task, group[0]["test_split"], len(group)]
+    row += [common.mean_std([_score(c, stage) for c in group]) for stage, _ in STAGES]
+    for stage in ("int8_tflm", "ptq_int8_tflm"):
+        gaps = [_score(c, stage) - _score(c, "float") for c in group]
+        row.append(f"{sum(gaps) / len(gaps):+.2f}")
+    return row
+
+
 def write_report(out: Path) -> None:
     """results.json + results.md from every cell in <out>/cells."""
     cells = common.read_cells(out / "cells")
-    rows = []
-    for cell in cells:
-        int8 = cell["int8_tflm"]
-        rows.append(
-            [cell["task"], cell["seed"], cell["seq_len"]]
-            + [f"{_score(cell, stage):.2f}" for stage, _ in STAGES]
-            + [
-                f"{_score(cell, 'int8_tflm') - _score(cell, 'float'):+.2f}",
-                f"{100 * int8['agreement']['float']:.2f}",
-                f"{100 * int8['agreement']['qat']:.2f}",
-                f"{100 * cell['ptq_int8_tflm']['agreement']['float']:.2f}",
-                f"{int8['memory']['flash_tflite_bytes']:,}",
-                f"{int8['memory']['ram_arena_bytes']:,}",
-                cell["bench_wall_seconds"],
-            ]
-        )
-    header = (
-        ["task", "seed", "L"]
-        + [f"{label} %" for _, label in STAGES]
-        + [
-            "int8 - float pp",
-            "int8 (QAT) = float class %",
-            "int8 (QAT) = QAT class %",
-            "int8 (PTQ) = float class %",
-            ".tflite B",
-            "arena B",
-            "wall s",
-        ]
-    )
     groups: dict[str, list[dict]] = {}
     for cell in cells:
         groups.setdefault(cell["task"], []).append(cell)
-    summary_rows = []
-    for task, group in groups.items():
-        row = [task, group[0]["test_split"], len(group)]
-        for stage, _ in STAGES:
-            values = [_score(c, stage) for c in group]
-            row.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}")
-        gaps = [_score(c, "int8_tflm") - _score(c, "float") for c in group]
-        ptq_gaps = [_score(c, "ptq_int8_tflm") - _score(c, "float") for c in group]
-        row += [f"{np.mean(gaps):+.2f}", f"{np.mean(ptq_gaps):+.2f}"]
-        summary_rows.append(row)
-    summary_header = (
-        ["task", "test split", "seeds"]
-        + [f"{label} %" for _, label in STAGES]
-        + ["int8 (QAT) - float pp", "int8 (PTQ) - float pp"]
+    common.write_results(
+        out,
+        cells,
+        INTRO,
+        [
+            (
+                "Mean ± std over seeds",
+                SUMMARY_HEADER,
+                [_summary_row(t, g) for t, g in groups.items()],
+            ),
+            ("Every cell", CELL_HEADER, [_cell_row(c) for c in cells]),
+        ],
     )
-    common.write_json(out / "results.json", {"machine": common.machine(), "cells": cells})
-    (out / "results.md").write_text(
-        "# `embbert`: float vs QAT vs full-integer under TFLM\n\n"
-        "Accuracy on the test split (GLUE: dev), in percent; every int8 figure is the model run "
-        "example by example under the `tflite_micro` runtime. Shipped backbone; float fine-tuning "
-        "up to 10 epochs (lr 1e-4), best epoch on a seeded 10% validation slice of train; QAT up "
-        "to 2 epochs (lr 2e-5) from the float model, best epoch on validation; PTQ = "
-        "post-training int8 of the float model (200 calibration examples from train). Command: "
-        "`python bench/int8_accuracy.py --seeds 0,1,2`.\n\n## Mean ± std over seeds\n\n"
-        + common.markdown_table(summary_header, summary_rows)
-        + "\n## Every cell\n\n"
-        + common.markdown_table(header, rows)
-    )
-    print((out / "results.md").read_text())
 
 
 if __name__ == "__main__":

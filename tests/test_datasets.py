@@ -491,84 +491,12 @@ def test_generic_regression_and_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------- real data
-# task: (official train rows, test rows, train label counts, test label counts) from README.md
-# and the folders' SOURCE.md; label counts by label name, None for regression.
+# task: (official train rows, test rows, train label counts, test label counts); the table and
+# where each figure comes from are in real_splits.json.
 REAL = {
-    "sst2": (
-        67349,
-        872,
-        {"negative": 29780, "positive": 37569},
-        {"negative": 428, "positive": 444},
-    ),
-    "cola": (
-        8551,
-        1043,
-        {"unacceptable": 2528, "acceptable": 6023},
-        {"unacceptable": 322, "acceptable": 721},
-    ),
-    # rebuilt official train: the 3,667 pairs of train.tsv (1: 2,473) + missing positive pair
-    "mrpc": (
-        3668,
-        408,
-        {"not_equivalent": 1194, "equivalent": 2474},
-        {"not_equivalent": 129, "equivalent": 279},
-    ),
-    "stsb": (5749, 1500, None, None),
-    "rte": (
-        2490,
-        277,
-        {"entailment": 1249, "not_entailment": 1241},
-        {"entailment": 146, "not_entailment": 131},
-    ),
-    "wnli": (
-        635,
-        71,
-        {"not_entailment": 323, "entailment": 312},
-        {"not_entailment": 40, "entailment": 31},
-    ),
-    "emotion": (
-        16000,
-        2000,
-        {"joy": 5362, "sadness": 4666, "anger": 2159, "fear": 1937, "love": 1304, "surprise": 572},
-        {"joy": 695, "sadness": 581, "anger": 275, "fear": 224, "love": 159, "surprise": 66},
-    ),
-    "snips": (
-        13084,
-        700,
-        None,
-        {
-            "AddToPlaylist": 124,
-            "GetWeather": 104,
-            "SearchCreativeWork": 107,
-            "SearchScreeningEvent": 107,
-            "BookRestaurant": 92,
-            "PlayMusic": 86,
-            "RateBook": 80,
-        },
-    ),
-    # README says 10,000 rows + header, but the file has no header and 10,001 rows (its own
-    # per-class counts below add up to 10,001).
-    "ag_news": (
-        10001,
-        7600,
-        {"Sci/Tech": 2538, "World": 2509, "Business": 2496, "Sports": 2458},
-        {"World": 1900, "Sports": 1900, "Business": 1900, "Sci/Tech": 1900},
-    ),
-    "imdb": (25000, 25000, {"neg": 12500, "pos": 12500}, {"neg": 12500, "pos": 12500}),
-    # 47,692 rows - 36 exact duplicates = 47,656; test = round(20 %) of every class
-    "cyberbullying": (
-        47656 - 9531,
-        9531,
-        None,
-        {
-            "religion": 1599,
-            "age": 1598,
-            "ethnicity": 1592,
-            "gender": 1590,
-            "not_cyberbullying": 1587,
-            "other_cyberbullying": 1565,
-        },
-    ),
+    name: tuple(row)
+    for name, row in json.loads((Path(__file__).parent / "real_splits.json").read_text()).items()
+    if not name.startswith("_")
 }
 
 
