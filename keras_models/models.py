@@ -28,6 +28,29 @@ def _inputs(sequence_length: int | None):
     return token_ids, segment_ids
 
 
+def _embbert_layer(config: BackboneConfig, i: int, x, padding_mask):
+    x = layers.RMSNorm(name=f"norm_{i}")(x)
+    block = layers.EmbBERTBlock(
+        config.hidden_dim, config.kernel_size, config.expansion, config.dropout, name=f"block_{i}"
+    )
+    return block((x, padding_mask))
+
+
+def _bert_layer(config: BackboneConfig, i: int, x, padding_mask):
+    encoder = layers.TransformerEncoderLayer(
+        config.hidden_dim,
+        config.num_heads,
+        config.intermediate_dim,
+        config.dropout,
+        name=f"encoder_{i}",
+    )
+    return encoder((x, padding_mask))
+
+
+# arch -> one layer of its stack, applied num_layers times (the embedders have no stack)
+_LAYER_STACKS = {"embbert": _embbert_layer, "bert": _bert_layer}
+
+
 def _encode(config: BackboneConfig, token_ids, segment_ids):
     """Applies the backbone's layers; returns (sequence_output, padding_mask)."""
     padding_mask = layers.PaddingMask(name="padding_mask")(token_ids)
@@ -38,25 +61,9 @@ def _encode(config: BackboneConfig, token_ids, segment_ids):
         config.max_sequence_length,
         name="embedder",
     )((token_ids, segment_ids))
-    if config.arch == "embbert":
+    if config.arch in _LAYER_STACKS:
         for i in range(config.num_layers):
-            x = layers.RMSNorm(name=f"norm_{i}")(x)
-            x = layers.EmbBERTBlock(
-                config.hidden_dim,
-                config.kernel_size,
-                config.expansion,
-                config.dropout,
-                name=f"block_{i}",
-            )((x, padding_mask))
-    elif config.arch == "bert":
-        for i in range(config.num_layers):
-            x = layers.TransformerEncoderLayer(
-                config.hidden_dim,
-                config.num_heads,
-                config.intermediate_dim,
-                config.dropout,
-                name=f"encoder_{i}",
-            )((x, padding_mask))
+            x = _LAYER_STACKS[config.arch](config, i, x, padding_mask)
     elif config.kernel_size:  # embedder + conv
         x = layers.CausalDepthwiseConv(config.kernel_size, name="embedder_conv")(x)
     return x, padding_mask
