@@ -43,17 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
-from tflm_embbert.graph.flatbuffer import (
-    BUILTIN_CODES,
-    ELEMENTWISE_OPS,
-    REDUCTION_OPS,
-    builtin_name,
-    constant_bytes,
-    serialize,
-    tensor_shape,
-)
+from tflm_embbert.graph.converter_patterns import conv_chain, mask_pattern
+from tflm_embbert.graph.flatbuffer import ELEMENTWISE_OPS, REDUCTION_OPS, serialize
+from tflm_embbert.graph.graph_editor import GraphEditor
 
-BuiltinOperator = schema_fb.BuiltinOperator
 BuiltinOptions = schema_fb.BuiltinOptions
 
 
@@ -128,57 +121,18 @@ def _sequence_length(graph) -> int | None:
     return lengths.pop() if len(lengths) == 1 else None
 
 
-def _name(tensor) -> str:
-    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
-
-
-class _Rewriter:
+class _Rewriter(GraphEditor):
     def __init__(self, model, graph, length: int, options: LeanOptions):
-        self.model, self.graph, self.length, self.options = model, graph, length, options
-        self.old_tensors = list(graph.tensors)
-        self.old_ops = list(graph.operators or [])
-        self.producer = {}
-        self.consumers: dict[int, list] = {}
-        for op in self.old_ops:
-            for t in op.outputs:
-                self.producer[int(t)] = op
-            for t in op.inputs:
-                if t >= 0:
-                    self.consumers.setdefault(int(t), []).append(op)
-        self.alias: dict[int, int] = {}
-        self.new_tensors: list = []
-        self.new_ops: list = []
+        super().__init__(model, graph, length)
+        self.options = options
         self.full_memo: dict[int, int] = {}
         self.rows_memo: dict[tuple, int] = {}
         self.transposed: dict[int, int] = {}
-        self.const_memo: dict[tuple, int] = {}
         self.old_to_new: dict[int, int] = {}
         self.bias_memo: dict[tuple, int] = {}  # (keep, product) -> the bias tensor
         self.real_memo: dict[int, int] = {}  # keep -> its bool "real key" tensor
 
-    # ---- graph facts -------------------------------------------------------------------
-    def op_name(self, op) -> str:
-        return builtin_name(self.model, op)
-
-    def shape(self, t: int) -> list:
-        return list(tensor_shape(self.old_tensors[t]))
-
-    def is_constant(self, t: int) -> bool:
-        return constant_bytes(self.model, self.old_tensors[t]) is not None
-
-    def is_row(self, t: int) -> bool:
-        """A (1, L, x) activation: rows are sequence positions."""
-        s = self.shape(t)
-        return len(s) == 3 and s[0] == 1 and s[1] == self.length and not self.is_constant(t)
-
-    def constant_values(self, t: int) -> np.ndarray:
-        tensor = self.old_tensors[t]
-        dtype = {schema_fb.TensorType.INT32: np.int32, schema_fb.TensorType.INT64: np.int64}[
-            tensor.type
-        ]
-        data = np.asarray(self.model.buffers[tensor.buffer].data, dtype=np.uint8)
-        return np.frombuffer(data.tobytes(), dtype=dtype).reshape(self.shape(t))
-
+    # ---- row rules -----------------------------------------------------------------------
     def row_rule(self, op) -> str | None:
         """How an op maps output rows to input rows, or None (whole tensors)."""
         name = self.op_name(op)
@@ -200,110 +154,9 @@ class _Rewriter:
             indices = self.shape(int(op.inputs[1]))
             if indices == [1, self.length] and getattr(op.builtinOptions, "axis", 0) == 0:
                 return "gather"
-        if name == "RESHAPE" and self._conv_chain(op) is not None:
+        if name == "RESHAPE" and conv_chain(self, op) is not None:
             return "conv"
         return None
-
-    def _conv_chain(self, reshape_out_op):
-        """RESHAPE(DEPTHWISE_CONV_2D(RESHAPE(PAD(x)))) with a front-only pad of k-1 rows:
-        the causal conv. Returns (x, pad_op, reshape_in_op, conv_op) or None."""
-        conv = self.producer.get(int(reshape_out_op.inputs[0]))
-        if conv is None or self.op_name(conv) != "DEPTHWISE_CONV_2D":
-            return None
-        reshape_in = self.producer.get(int(conv.inputs[0]))
-        if reshape_in is None or self.op_name(reshape_in) != "RESHAPE":
-            return None
-        pad = self.producer.get(int(reshape_in.inputs[0]))
-        if pad is None or self.op_name(pad) != "PAD" or not self.is_constant(int(pad.inputs[1])):
-            return None
-        x = int(pad.inputs[0])
-        kernel = self.shape(int(conv.inputs[1]))
-        paddings = self.constant_values(int(pad.inputs[1])).tolist()
-        options = conv.builtinOptions
-        if (
-            not self.is_row(x)
-            or len(kernel) != 4
-            or kernel[1] != 1
-            or paddings != [[0, 0], [kernel[2] - 1, 0], [0, 0]]
-            or options.padding != schema_fb.Padding.VALID
-            or (options.strideW, options.strideH, options.dilationWFactor) != (1, 1, 1)
-        ):
-            return None
-        return x, pad, reshape_in, conv
-
-    # ---- emission helpers ----------------------------------------------------------------
-    def opcode(self, name: str) -> int:
-        code = BUILTIN_CODES[name]
-        for i, existing in enumerate(self.model.operatorCodes):
-            if max(existing.builtinCode, existing.deprecatedBuiltinCode) == code:
-                return i
-        new = schema_fb.OperatorCodeT()
-        new.builtinCode = code
-        new.deprecatedBuiltinCode = min(code, 127)
-        new.version = 1
-        self.model.operatorCodes.append(new)
-        return len(self.model.operatorCodes) - 1
-
-    def add_tensor(self, like: int, shape: list, suffix: str) -> int:
-        tensor = copy.copy(self.old_tensors[like])
-        tensor.shape = np.asarray(shape, dtype=np.int32)
-        tensor.shapeSignature = None
-        tensor.buffer = 0
-        # Short names: thousands of chunk tensors with the converter's long names cost flash.
-        tensor.name = f"lean/{like}{suffix}".encode()
-        self.new_tensors.append(tensor)
-        return len(self.new_tensors) - 1
-
-    def add_constant(self, values, name: str) -> int:
-        values = np.asarray(values, dtype=np.int32)
-        key = (values.shape, values.tobytes())
-        if key in self.const_memo:
-            return self.const_memo[key]
-        buffer = schema_fb.BufferT()
-        buffer.data = np.frombuffer(values.tobytes(), dtype=np.uint8)
-        self.model.buffers.append(buffer)
-        tensor = schema_fb.TensorT()
-        tensor.shape = np.asarray(values.shape, dtype=np.int32)
-        tensor.type = schema_fb.TensorType.INT32
-        tensor.buffer = len(self.model.buffers) - 1
-        tensor.name = name.encode()
-        self.new_tensors.append(tensor)
-        self.const_memo[key] = len(self.new_tensors) - 1
-        return self.const_memo[key]
-
-    def add_int8_constant(self, value: int, like: int, name: str) -> int:
-        """A (1,) int8 constant in the quantization of old tensor `like`."""
-        key = ("int8", value, like)
-        if key in self.const_memo:
-            return self.const_memo[key]
-        buffer = schema_fb.BufferT()
-        buffer.data = np.frombuffer(np.asarray([value], np.int8).tobytes(), dtype=np.uint8)
-        self.model.buffers.append(buffer)
-        tensor = copy.copy(self.old_tensors[like])
-        tensor.shape = np.asarray([1], dtype=np.int32)
-        tensor.shapeSignature = None
-        tensor.buffer = len(self.model.buffers) - 1
-        tensor.name = name.encode()
-        self.new_tensors.append(tensor)
-        self.const_memo[key] = len(self.new_tensors) - 1
-        return self.const_memo[key]
-
-    def add_op(self, name: str, inputs, outputs, options_type=0, options=None) -> None:
-        op = schema_fb.OperatorT()
-        op.opcodeIndex = self.opcode(name)
-        op.inputs = np.asarray(inputs, dtype=np.int32)
-        op.outputs = np.asarray(outputs, dtype=np.int32)
-        op.builtinOptionsType = options_type
-        op.builtinOptions = options
-        self.new_ops.append(op)
-
-    def copy_op(self, op, inputs, outputs, options=None) -> None:
-        new = copy.copy(op)
-        new.inputs = np.asarray(inputs, dtype=np.int32)
-        new.outputs = np.asarray(outputs, dtype=np.int32)
-        if options is not None:
-            new.builtinOptions = options
-        self.new_ops.append(new)
 
     def slice_rows(self, source_old: int, full_new: int, start: int, stop: int) -> int:
         shape = self.shape(source_old)
@@ -330,11 +183,6 @@ class _Rewriter:
         return out
 
     # ---- the recursion -------------------------------------------------------------------
-    def resolve(self, t: int) -> int:
-        while t in self.alias:
-            t = self.alias[t]
-        return t
-
     def needs_whole(self, t: int) -> bool:
         """Some consumer reads the whole tensor (not row by row), or it is a graph output."""
         if t in set(int(o) for o in self.graph.outputs):
@@ -414,7 +262,7 @@ class _Rewriter:
             return False
         sources = [self.resolve(int(i)) for i in op.inputs if i >= 0]
         if rule == "conv":
-            sources = [self._conv_chain(op)[0]]
+            sources = [conv_chain(self, op)[0]]
         return any(
             self.is_row(i) and not self.needs_whole(i) and self._region_has_matmul(i, seen)
             for i in sources
@@ -496,54 +344,6 @@ class _Rewriter:
         shape[1] = stop - start
         return self.add_tensor(t, shape, f"/rows_{start}_{stop}")
 
-    def _producer_named(self, t: int, name: str):
-        op = self.producer.get(self.resolve(t))
-        return op if op is not None and self.op_name(op) == name else None
-
-    def _mask_pattern(self, op):
-        """ADD(MUL(scores, keep), MUL(SUB(c, keep), SUB(REDUCE_MIN(scores), m))), the converted
-        `mask_scores`, with keep a (1, 1, L) activation: returns (masked, keep, product, position)
-        (old indices of MUL(scores, keep), keep and MUL(1 - keep, floor); the ADD input position
-        of the first), else None."""
-        if self.op_name(op) != "ADD" or len(op.inputs) != 2:
-            return None
-        if getattr(op.builtinOptions, "fusedActivationFunction", 0):
-            return None
-        for first, second in ((0, 1), (1, 0)):
-            masked, product = (
-                self.resolve(int(op.inputs[first])),
-                self.resolve(int(op.inputs[second])),
-            )
-            mul_a = self._producer_named(masked, "MUL")
-            mul_b = self._producer_named(product, "MUL")
-            if mul_a is None or mul_b is None:
-                continue
-            scores, keep = (self.resolve(int(i)) for i in mul_a.inputs)
-            if not self.is_row(scores) or self.is_row(keep) or self.is_constant(keep):
-                continue
-            if self.shape(keep) != [1, 1, self.length] or self.shape(scores)[2] != self.length:
-                continue
-            for x, y in ((0, 1), (1, 0)):
-                inverse = self.resolve(int(mul_b.inputs[x]))
-                floor = self.resolve(int(mul_b.inputs[y]))
-                sub_keep = self._producer_named(inverse, "SUB")
-                sub_floor = self._producer_named(floor, "SUB")
-                if sub_keep is None or sub_floor is None:
-                    continue
-                if self.resolve(int(sub_keep.inputs[1])) != keep:
-                    continue
-                if not self.is_constant(int(sub_keep.inputs[0])):
-                    continue
-                reduce_min = self._producer_named(int(sub_floor.inputs[0]), "REDUCE_MIN")
-                if reduce_min is None or self.resolve(int(reduce_min.inputs[0])) != scores:
-                    continue
-                if not self.is_constant(int(sub_floor.inputs[1])):
-                    continue
-                if self.old_tensors[product].type != schema_fb.TensorType.INT8:
-                    continue
-                return masked, keep, product, first
-        return None
-
     def mask_bias(self, keep: int, product: int) -> int:
         """(1, 1, L) int8 in product's quantization: its zero point on real keys (keep != its
         zero point, i.e. keep != 0), its lowest level on padded keys."""
@@ -582,7 +382,7 @@ class _Rewriter:
 
     def emit_rows(self, op, t: int, start: int, stop: int, keep: bool) -> int:
         rule = self.row_rule(op)
-        pattern = self._mask_pattern(op) if self.options.mask_bias and rule else None
+        pattern = mask_pattern(self, op) if self.options.mask_bias and rule else None
         if pattern is not None:
             masked, keep_mask, product, position = pattern
             inputs = [self.piece(masked, start, stop), self.mask_bias(keep_mask, product)]
@@ -635,7 +435,7 @@ class _Rewriter:
         return self.transposed[t]
 
     def emit_conv_rows(self, reshape_out_op, t: int, start: int, stop: int, keep: bool) -> int:
-        x, pad, reshape_in, conv = self._conv_chain(reshape_out_op)
+        x, pad, reshape_in, conv = conv_chain(self, reshape_out_op)
         taps = self.shape(int(conv.inputs[1]))[2]
         low = max(0, start - (taps - 1))
         front = (taps - 1) - (start - low)
