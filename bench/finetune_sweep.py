@@ -21,6 +21,8 @@ resumes after an interruption, one run at a time):
 - C (dropout, batch, weight decay) at the best of A + B: one factor changed at a time
   (--phase_c_runs of them).
 - D (patience) at the best of A + B: early stopping after --phase_d_patience epochs instead of 3.
+- E (pooling) at the best of A + B: the classifier reads RMS pooling over the sequence instead of
+  the [CLS] row (the backbone's NSP head was trained on [CLS]).
 --train_limit caps a task's train part (seeded subset; validation unchanged) to fit the CPU.
 """
 
@@ -63,6 +65,7 @@ flags.DEFINE_float("max_minutes", 0, "Start no new run after this many minutes (
 flags.DEFINE_integer("seed", 0, "Seed (validation slice, init, shuffling).")
 flags.DEFINE_bool("report_only", False, "Only rebuild results.md / results.json from the runs.")
 
+PHASES = {"A", "B", "C", "D", "E"}
 BASE = {
     "lr": 1e-4,
     "schedule": "constant",
@@ -80,6 +83,7 @@ def run_name(task: str, recipe: dict) -> str:
     return (
         f"{task}__lr{r['lr']:g}_{r['schedule']}_w{r['warmup']:g}_e{r['epochs']}_p{r['patience']}"
         f"_b{r['batch']}_d{r['dropout']:g}_wd{r['wd']:g}"
+        + (f"_pool{r['pooling']}" if r.get("pooling", "first") != "first" else "")
     )
 
 
@@ -121,7 +125,9 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
     sco_x, sco_y = {k: v[sco] for k, v in val_x.items()}, val_y[sco]
 
     keras.utils.set_random_seed(FLAGS.seed)
-    config = dataclasses.replace(config, dropout=recipe["dropout"])
+    config = dataclasses.replace(
+        config, dropout=recipe["dropout"], pooling=recipe.get("pooling", "first")
+    )
     model = build_classifier(config, task.num_labels)
     transfer_backbone_weights(backbone, model)
     steps_per_epoch = math.ceil(len(train_y) / recipe["batch"])
@@ -195,7 +201,20 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
 
 
 def load_runs(out: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    """Every run: the JSON files in <out>/runs/ (this machine's), then the committed
+    results.json's runs that have no file there (a fresh clone has only those)."""
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    have = {_run_id(r) for r in runs}
+    if (out / "results.json").is_file():
+        committed = json.loads((out / "results.json").read_text())["runs"]
+        runs += [r for r in committed if _run_id(r) not in have]
+    return sorted(runs, key=_run_id)
+
+
+def _run_id(run: dict) -> str:
+    return run_name(run["task"], run["recipe"]) + (
+        f"_n{run['train_limit']}" if run["train_limit"] else ""
+    )
 
 
 def recipe_key(recipe: dict) -> str:
@@ -246,14 +265,19 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
         if not ranked:
             return []
         return [{**ranked[0][1], "patience": FLAGS.phase_d_patience}]
+    if phase == "E":
+        ranked = rank_recipes(runs, tasks, {"A", "B"})
+        if not ranked:
+            return []
+        return [{**ranked[0][1], "pooling": "rms"}]
     raise ValueError(f"unknown phase {phase!r}")
 
 
 def report(out: Path, tasks: list[str]) -> None:
     runs = load_runs(out)
     header = ["phase", "lr", "schedule", "warm-up", "max ep.", "patience", "batch", "dropout"]
-    header += ["wd"] + [f"{t} score (best ep./run)" for t in tasks] + ["mean score"]
-    ranked = {recipe_key(r): m for m, r in rank_recipes(runs, tasks, {"A", "B", "C", "D"})}
+    header += ["wd", "pooling"] + [f"{t} score (best ep./run)" for t in tasks] + ["mean score"]
+    ranked = {recipe_key(r): m for m, r in rank_recipes(runs, tasks, PHASES)}
     rows, seen = [], {}
     for r in runs:
         seen.setdefault((r["phase"], recipe_key(r["recipe"])), {})[r["task"]] = r
@@ -261,6 +285,7 @@ def report(out: Path, tasks: list[str]) -> None:
         rec = next(iter(per_task.values()))["recipe"]
         row = [phase, f"{rec['lr']:g}", rec["schedule"], f"{rec['warmup']:g}", rec["epochs"]]
         row += [rec["patience"], rec["batch"], f"{rec['dropout']:g}", f"{rec['wd']:g}"]
+        row.append(rec.get("pooling", "first"))
         for t in tasks:
             r = per_task.get(t)
             row.append(
@@ -293,12 +318,13 @@ def report(out: Path, tasks: list[str]) -> None:
         "wd 0.05, up to 10 epochs, patience 3); B = schedule / epoch budget at A's best lr "
         "(warm-up + linear or cosine decay to 0 over the planned epochs; constant with a larger "
         "budget); C = batch, dropout, weight decay at the best of A + B, one factor at a time; "
-        "D = a larger early-stopping patience at the best of A + B. "
+        "D = a larger early-stopping patience at the best of A + B; E = the classifier's "
+        "pooling: RMS pooling over the sequence instead of [CLS], at the best of A + B. "
         "`last`: the best epoch was the last of the budget (still improving).",
         "",
         markdown_table(header, rows),
     ]
-    best = rank_recipes(runs, tasks, {"A", "B", "C", "D"})
+    best = rank_recipes(runs, tasks, PHASES)
     if best:
         lines.append(f"Best mean score: {best[0][0]:.2f} with `{recipe_key(best[0][1])}`.\n")
     lines.append("## Per-epoch `score` curves\n")
