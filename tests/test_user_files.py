@@ -1,17 +1,21 @@
 """The user's own files (tflm_embbert.data.user_files, readers, data.flags): formats, header-less
 files, a validation file, the label order, and one-line errors naming file and line.
 
-Tiny files are written into tmp_path.
+Tiny files are written into tmp_path. The command-line tests run `train` up to its first check
+(no TensorFlow), so they are quick.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import subprocess_env
 from tests.test_datasets import expect_format_error, tsv, write
 from tflm_embbert.data.examples import DataFormatError, Example
 from tflm_embbert.data.readers import not_utf8_error
@@ -240,3 +244,61 @@ def test_not_utf8_location_does_not_depend_on_chunks(tmp_path, chunk_size):
         3,
         f"bytes e2 82 at byte offset {len(good)} (re-save the file as UTF-8)",
     )
+
+
+# --------------------------------------------------------------------------- the train command
+def _train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tflm_embbert.train", "--out", str(tmp_path / "out"), *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+
+
+def test_train_command_rejects_bad_files_and_flags_leaving_nothing(tmp_path):
+    train = csv_file(tmp_path / "train.csv", "text,label", "a,pos", "b,neg")
+    test = csv_file(tmp_path / "test.csv", "text,label", "c,pos", "d,odd", "e,other")
+    jsonl = write(tmp_path / "test.jsonl", '{"text": "c", "label": "pos"}\n')
+    files = ["--train_file", str(train), "--test_file", str(test)]
+    cases = {
+        "labels": (
+            files,
+            f"{test}:3: expected only labels of the train file ('neg', 'pos'), "
+            "got 2 other labels on 2 rows: 'odd' (line 3), 'other' (line 4)",
+        ),
+        "noheader names": (
+            files + ["--noheader"],
+            "--text_column: with --noheader, expected a 0-based column index, got 'text'",
+        ),
+        "two validations": (
+            files + ["--validation_file", str(test), "--val_fraction", "0.2"],
+            "--val_fraction carves validation from --train_file",
+        ),
+        "labels listed twice": (
+            files + ["--labels", "pos,neg,pos"],
+            "--labels: expected distinct, non-empty class names, got 'pos,neg,pos'",
+        ),
+        "missing file": (
+            ["--train_file", str(tmp_path / "no.csv"), "--test_file", str(test)],
+            f"--train_file: no such file {tmp_path / 'no.csv'}",
+        ),
+        "file type": (
+            ["--train_file", str(tmp_path / "a.xlsx"), "--test_file", str(test)],
+            "--train_file: expected a .csv, .tsv or .jsonl file",
+        ),
+        "noheader jsonl": (
+            ["--train_file", str(train), "--test_file", str(jsonl), "--noheader"],
+            f"--noheader is for .csv/.tsv files; the objects of --test_file {jsonl} name keys",
+        ),
+        "file flag with --task": (
+            ["--task", "snips", "--test_file", str(test)],
+            "--test_file is for your own files (--train_file), not --task",
+        ),
+    }
+    for name, (args, message) in cases.items():
+        done = _train(tmp_path, *args)
+        assert done.returncode != 0, name
+        assert message in done.stderr, (name, done.stderr[-2000:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "test.jsonl", "train.csv"]
