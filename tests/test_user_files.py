@@ -274,7 +274,7 @@ def test_train_command_rejects_bad_files_and_flags_leaving_nothing(tmp_path):
         ),
         "two validations": (
             files + ["--validation_file", str(test), "--val_fraction", "0.2"],
-            "--val_fraction carves validation from --train_file",
+            "--val_fraction and --validation_file both choose the validation split: give one",
         ),
         "labels listed twice": (
             files + ["--labels", "pos,neg,pos"],

@@ -88,7 +88,7 @@ def load_files(f=FLAGS) -> TaskData:
         raise app.UsageError("--train_file needs --test_file (a labelled file to score on)")
     if f.validation_file and f["val_fraction"].present:
         raise app.UsageError(
-            "--val_fraction carves validation from --train_file: give it or --validation_file"
+            "--val_fraction and --validation_file both choose the validation split: give one"
         )
     files = {name: f[name].value for name in _FILE_FLAGS if f[name].value}
     for name, path in files.items():
