@@ -24,7 +24,8 @@ from absl import app, flags
 from export import boards, bucket_lengths, cpp_sources, tflm_profiles
 from export.library import LibraryOptions
 from tflm_embbert import stage_flags
-from tflm_embbert.common import paths
+from tflm_embbert.common import cli_help, paths
+from tflm_embbert.data import flags as data_flags
 from tflm_embbert.data.flags import load_data
 
 FLAGS = flags.FLAGS
@@ -62,6 +63,8 @@ flags.DEFINE_list("length_buckets", ["auto"], bucket_lengths.FLAG_HELP)
 flags.DEFINE_bool("force", OPTIONS.force, "Write the library even when it does not fit the board.")
 flags.DEFINE_string("url", OPTIONS.url, "library.properties url.")
 flags.DEFINE_string("maintainer", OPTIONS.maintainer, "library.properties maintainer.")
+flags.adopt_module_key_flags(data_flags)  # --help lists --task, --train_file, ... too
+flags.adopt_module_key_flags(stage_flags)
 
 
 def _say(line: str) -> None:
@@ -164,6 +167,7 @@ def main(argv):
 def run():
     flags.mark_flag_as_required("model")
     flags.mark_flag_as_required("out")
+    cli_help.show_module_flags(__name__)  # console script: --help lists this module's flags
     app.run(main)
 
 

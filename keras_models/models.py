@@ -16,9 +16,8 @@ from pathlib import Path
 
 from keras_models import layers
 from keras_models.backend import keras
-from keras_models.presets import BackboneConfig
+from keras_models.presets import BACKBONE_CONFIG_FILE, BackboneConfig, read_backbone_config
 
-BACKBONE_CONFIG_FILE = "backbone_config.json"
 TASK_HEAD_LAYERS = ("classifier_head", "mlm", "nsp")  # not part of the backbone
 
 
@@ -156,9 +155,8 @@ def save_backbone(model: keras.Model, config: BackboneConfig, directory: str | o
 
 def load_backbone(directory: str | os.PathLike) -> tuple[keras.Model, BackboneConfig]:
     directory = Path(directory)
-    config_path, model_path = directory / BACKBONE_CONFIG_FILE, directory / "backbone.keras"
-    for path in (config_path, model_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: backbone file not found")
-    config = BackboneConfig.from_dict(json.loads(config_path.read_text()))
+    config = read_backbone_config(directory)
+    model_path = directory / "backbone.keras"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path}: backbone file not found")
     return keras.models.load_model(model_path), config

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+#: The file beside backbone.keras that holds its BackboneConfig.
+BACKBONE_CONFIG_FILE = "backbone_config.json"
 
 
 @dataclass(frozen=True)
@@ -96,3 +102,11 @@ def get_config(preset: str, **overrides) -> BackboneConfig:
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
     return PRESETS[preset]["config"].replace(**overrides)
+
+
+def read_backbone_config(directory: str | os.PathLike) -> BackboneConfig:
+    """The BackboneConfig saved in a backbone folder (read without TensorFlow)."""
+    path = Path(directory) / BACKBONE_CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: backbone file not found")
+    return BackboneConfig.from_dict(json.loads(path.read_text()))

@@ -9,7 +9,6 @@ EMBBERT_DATA_DIR to point them elsewhere.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import pytest
 
 from tflm_embbert.data.datasets import CYBERBULLYING_LABELS, TASKS, load_task, task_texts
 from tflm_embbert.data.examples import DataFormatError, Example, split_train_validation
-from tflm_embbert.data.user_files import load_generic
 
 DATA_DIR = Path(
     os.environ.get("EMBBERT_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -409,85 +407,6 @@ def test_format_error_message_is_one_line():
     err = DataFormatError("f.tsv", 3, "a label", repr("two\nlines"))
     assert str(err) == "f.tsv:3: expected a label, got 'two\\nlines'"
     assert isinstance(err, ValueError)
-
-
-# --------------------------------------------------------------------------- generic loader
-def test_generic_csv_tsv_jsonl_gz(tmp_path):
-    csv_text = 'id,label,text\n1,spam,"buy, now"\n2,ham,"hi\nthere"\n3,ham,"say ""yo"""\n'
-    csv_train = write(tmp_path / "train.csv", csv_text)
-    tsv_test = write(tmp_path / "test.tsv.gz", tsv(("text", "label"), ('"quoted" tsv', "spam")))
-    data = load_generic(
-        csv_train, tsv_test, text_column="text", label_column="label", val_fraction=0.0
-    )
-    assert data.label_names == ["ham", "spam"] and data.metric == "accuracy"
-    assert data.train == [
-        Example("buy, now", None, 1),
-        Example("hi\nthere", None, 0),
-        Example('say "yo"', None, 0),
-    ]
-    assert data.test == [Example('"quoted" tsv', None, 1)] and data.test_split == "test"
-
-    jsonl = write(
-        tmp_path / "pairs.jsonl",
-        "\n".join(json.dumps({"a": f"x{i}", "b": f"y{i}", "y": i % 3}) for i in range(12)) + "\n\n",
-    )
-    data = load_generic(
-        jsonl,
-        jsonl,
-        text_column="a",
-        text_b_column="b",
-        label_column="y",
-        label_names=["zero", "one", "two"],
-        seed=3,
-        name="pairs",
-    )
-    assert data.name == "pairs" and data.num_labels == 3
-    assert data.test[4] == Example("x4", "y4", 1)  # integer labels index into label_names
-    assert len(data.train) + len(data.validation) == 12 and len(data.validation) == 1
-
-
-def test_generic_label_derivation_and_unknown_test_label(tmp_path):
-    train = write(tmp_path / "train.tsv", tsv(("text", "label"), ("a", 10), ("b", 2), ("c", 1)))
-    test = write(tmp_path / "test.tsv", tsv(("text", "label"), ("d", 2), ("e", 3)))
-    err = expect_format_error(
-        test, 3, load_generic, train, test, text_column="text", label_column="label"
-    )
-    assert "['1', '2', '10']" in err.expected  # numeric sort of integer labels
-
-
-def test_generic_regression_and_errors(tmp_path):
-    train = write(tmp_path / "train.csv", "s,score\nabc,0.5\nxyz,4\n")
-    test = write(tmp_path / "test.jsonl", '{"s": "q", "score": 2.5}\n{"s": "r", "score": "1e0"}\n')
-    data = load_generic(train, test, text_column="s", label_column="score", regression=True)
-    assert data.is_regression and data.metric == "spearman" and data.test[1].label == 1.0
-
-    write(test, '{"s": "q", "score": 2.5}\n{"s": "r", "score": "high"}\n')
-    expect_format_error(
-        test, 2, load_generic, train, test, text_column="s", label_column="score", regression=True
-    )
-    write(test, '{"s": "q", "score": 2.5}\n{"s": "r"}\n')
-    expect_format_error(
-        test, 2, load_generic, train, test, text_column="s", label_column="score", regression=True
-    )
-    write(test, '{"s": "q", "score": 2.5}\n{"s": "r", "score": 1\n')
-    expect_format_error(
-        test, 2, load_generic, train, test, text_column="s", label_column="score", regression=True
-    )
-    write(train, "s,score\nabc,0.5\nxyz,4,extra\n")
-    err = expect_format_error(
-        train, 3, load_generic, train, test, text_column="s", label_column="score", regression=True
-    )
-    assert err.got == "3 columns"
-    write(train, "text,score\nabc,0.5\n")
-    expect_format_error(
-        train, 1, load_generic, train, test, text_column="s", label_column="score", regression=True
-    )
-    empty = write(tmp_path / "empty.csv", "s,score\n")
-    expect_format_error(empty, 2, load_generic, empty, test, text_column="s", label_column="score")
-    with pytest.raises(ValueError, match="unsupported file type"):
-        load_generic(tmp_path / "x.parquet", test, text_column="s", label_column="score")
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
-        load_generic(tmp_path / "missing.csv", test, text_column="s", label_column="score")
 
 
 # --------------------------------------------------------------------------- real data

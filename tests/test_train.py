@@ -228,6 +228,40 @@ def test_train_command_rejects_missing_task_and_file(tmp_path):
     assert "give exactly one of --task or --train_file" in done.stderr
 
 
+def test_train_help_lists_the_data_flags(tmp_path):
+    """--help (not only --helpfull) shows the data and stage flags, under `python -m` and
+    under a console script (whose sys.argv[0] is the script, not the module)."""
+    script = tmp_path / "embbert-train"
+    script.write_text("import sys\nfrom tflm_embbert.train import run\nsys.exit(run())\n")
+    for command in (["-m", "tflm_embbert.train"], [str(script)]):
+        done = subprocess.run(
+            [sys.executable, *command, "--help"],
+            env=subprocess_env(), capture_output=True, text=True,
+        )
+        assert "Traceback" not in done.stderr, done.stderr[-2000:]  # (absl's --help exits 1)
+        for flag in ("--train_file", "--test_file", "--validation_file", "--[no]header",
+                     "--text_column", "--label_column", "--labels", "--task", "--seq_len",
+                     "--epochs", "--qat_epochs"):
+            assert f"  {flag}: " in done.stdout, (command, flag)
+
+
+def test_train_command_checks_seq_len_first(tmp_path):
+    """A --seq_len outside 4..max positions stops before the data is read (the files do not
+    exist) and leaves nothing behind."""
+    for seq_len in ("100000", "2", "-1"):
+        done = subprocess.run(
+            [sys.executable, "-m", "tflm_embbert.train", "--train_file", "nope.csv",
+             "--test_file", "nope.csv", "--seq_len", seq_len, "--out", str(tmp_path / "out")],
+            env=subprocess_env(), capture_output=True, text=True, cwd=tmp_path,
+        )
+        assert done.returncode != 0
+        assert (
+            f"--seq_len {seq_len}: expected 0 (auto: the 99th percentile of the train lengths) "
+            "or 4..256 (the model's max_sequence_length is 256)"
+        ) in done.stderr, done.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_command_starts_from_a_float_model(tmp_path, tiny_tokenizer_dir):
     """--float_model skips float training: same float scores, then int8 under TFLM."""
     task = _task(160)

@@ -4,6 +4,9 @@
     python -m tflm_embbert.train --task sst2 --from_scratch --preset embbert --out runs/sst2_scratch
     python -m tflm_embbert.train --train_file my.csv --test_file my_test.csv \\
         --text_column text --label_column label --out runs/custom
+    python -m tflm_embbert.train --train_file my.tsv --validation_file my_val.tsv \\
+        --test_file my_test.tsv --noheader --text_column 1 --label_column 0 --labels neg,pos \\
+        --out runs/custom
 
     python -m tflm_embbert.train --task emotion --qat_epochs 2 --int8 --out runs/emotion_int8
     python -m tflm_embbert.train --task emotion --float_model runs/emotion/model.keras \
@@ -23,9 +26,11 @@ from pathlib import Path
 
 from absl import app, flags
 
-from keras_models.presets import PRESETS, get_config
+from keras_models.presets import PRESETS, get_config, read_backbone_config
 from tflm_embbert import stage_flags
-from tflm_embbert.common import paths
+from tflm_embbert.common import cli_help, paths
+from tflm_embbert.data import flags as data_flags
+from tflm_embbert.data.encoding import check_seq_len
 from tflm_embbert.data.flags import load_data
 from tflm_embbert.data.tokenizer import Tokenizer
 
@@ -35,7 +40,12 @@ flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained bac
 flags.DEFINE_bool("from_scratch", False, "Ignore --backbone and start from random weights.")
 flags.DEFINE_enum("preset", "embbert", list(PRESETS), "Architecture when --from_scratch.")
 flags.DEFINE_string("tokenizer", None, "Tokenizer folder (default: the backbone's / shipped).")
-flags.DEFINE_integer("seq_len", 0, "Sequence length; 0 = 99th percentile of train lengths.")
+flags.DEFINE_integer(
+    "seq_len",
+    0,
+    "Sequence length L, at most the model's max_sequence_length (256 for the presets and the "
+    "shipped backbone); 0 = the 99th percentile of the train lengths.",
+)
 stage_flags.define_fit_flags()
 flags.DEFINE_string(
     "float_model",
@@ -49,11 +59,27 @@ flags.DEFINE_bool("ptq", False, "Also score post-training int8 of the float mode
 stage_flags.define_int8_flags()
 flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.mark_flag_as_required("out")
+flags.adopt_module_key_flags(data_flags)  # --help lists --task, --train_file, ... too
+flags.adopt_module_key_flags(stage_flags)
+
+
+def _max_positions(f) -> int:
+    """The model's max_sequence_length: the backbone's, or the preset's with --from_scratch."""
+    if f.from_scratch:
+        return get_config(f.preset).max_sequence_length
+    try:
+        return read_backbone_config(f.backbone).max_sequence_length
+    except (FileNotFoundError, ValueError) as error:
+        raise app.UsageError(f"--backbone: {error}") from None
 
 
 def main(argv):
     del argv
     f = FLAGS
+    try:  # before any work
+        check_seq_len(f.seq_len, _max_positions(f), "--seq_len")
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     task = load_data(f)
     backbone = None if f.from_scratch else f.backbone
     if f.float_model and not Path(f.float_model).is_file():
@@ -91,6 +117,7 @@ def main(argv):
 
 
 def run():
+    cli_help.show_module_flags(__name__)  # console script: --help lists this module's flags
     app.run(main)
 
 

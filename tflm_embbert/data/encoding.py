@@ -32,3 +32,17 @@ def auto_seq_len(tokenizer: Tokenizer, examples: list[Example], percentile=99.0,
     ids, _ = tokenizer.encode_batch([e.text_a for e in examples], texts_b)
     length = float(np.percentile([len(row) for row in ids], percentile))
     return int(min(cap, max(16, 16 * math.ceil(length / 16))))
+
+
+#: The shortest fixed length: [CLS] a [SEP] b [SEP] for a text pair (3 for a single text).
+MIN_SEQ_LEN = 4
+
+
+def check_seq_len(seq_len: int, max_positions: int, name: str = "seq_len") -> None:
+    """ValueError (one line) unless `seq_len` is 0 (auto) or in MIN_SEQ_LEN..max_positions, the
+    model's max_sequence_length (its position-embedding rows)."""
+    if seq_len != 0 and not MIN_SEQ_LEN <= seq_len <= max_positions:
+        raise ValueError(
+            f"{name} {seq_len}: expected 0 (auto: the 99th percentile of the train lengths) or "
+            f"{MIN_SEQ_LEN}..{max_positions} (the model's max_sequence_length is {max_positions})"
+        )

@@ -1,7 +1,8 @@
 """Labelled examples and the one split policy every task follows.
 
 A task is a :class:`TaskData` with three splits: ``train`` and ``validation`` (a fixed, seeded
-slice of the official train split: everything that is chosen is chosen on it) and ``test`` (the
+slice of the official train split, or a validation file the user gives: everything that is
+chosen is chosen on it) and ``test`` (the
 labelled held-out split, never used for choices; GLUE: the dev set). :class:`DataFormatError` is
 the one-line error every reader raises: ``<file>:<line>: expected X, got Y``.
 """
@@ -56,7 +57,7 @@ class TaskData:
 
     name: str
     train: list[Example]
-    validation: list[Example]  # fixed seeded slice of the official train split
+    validation: list[Example]  # fixed seeded slice of the official train split, or given
     test: list[Example]  # labelled held-out split (GLUE dev, or official test); never tuned on
     label_names: list[str] | None  # None for regression
     metric: str  # primary metric: "accuracy" | "mcc" | "f1" | "spearman"
@@ -78,11 +79,13 @@ class TaskData:
 
 @dataclass(frozen=True)
 class Splits:
-    """What a task loader returns: the full official train split, the test split, labels."""
+    """What a task loader returns: the full official train split, the test split, labels, and
+    a validation split when the data comes with one (else it is carved from train)."""
 
     train: list[Example]
     test: list[Example]
     label_names: list[str] | None
+    validation: list[Example] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,11 @@ def assemble(
 ) -> TaskData:
     if train_limit is not None and train_limit < 0:
         raise ValueError(f"train_limit must be >= 0 or None, got {train_limit!r}")
-    rest, val = _split_indices(len(splits.train), val_fraction, seed)
+    """The TaskData of `splits`: validation is `splits.validation` when given, else a seeded
+    `val_fraction` of train (`split_train_validation`); `train_limit` keeps a seeded subset of
+    the rest of train."""
+    given = splits.validation is not None
+    rest, val = _split_indices(len(splits.train), 0.0 if given else val_fraction, seed)
     if train_limit is not None:
         # A seeded subset (nested: a smaller limit gives a subset of a larger one); the
         # validation slice does not depend on the limit.
@@ -161,7 +168,7 @@ def assemble(
     return TaskData(
         name=name,
         train=[splits.train[i] for i in np.sort(rest)],
-        validation=[splits.train[i] for i in val],
+        validation=list(splits.validation) if given else [splits.train[i] for i in val],
         test=list(splits.test),
         label_names=None if splits.label_names is None else list(splits.label_names),
         metric=metric,

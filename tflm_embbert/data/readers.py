@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import BinaryIO, TextIO, TypeVar
 
 from tflm_embbert.data.examples import DataFormatError, Example
 
@@ -33,11 +35,56 @@ def require_file(path: Path, task: str, role: str) -> Path:
     return path
 
 
-def open_text(path: Path) -> TextIO:
-    """Open a UTF-8 text file (a leading BOM is dropped), gunzipping ``*.gz``."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+def _open_bytes(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+@contextmanager
+def open_text(path: Path) -> Iterator[TextIO]:
+    """Open a UTF-8 text file (a leading BOM is dropped), gunzipping ``*.gz``.
+
+    Bytes that are not UTF-8 raise :class:`DataFormatError` naming the line and byte offset.
+    """
+    try:
+        with io.TextIOWrapper(_open_bytes(path), encoding="utf-8-sig", newline="") as f:
+            yield f
+    except UnicodeDecodeError:
+        raise not_utf8_error(path) from None
+    except gzip.BadGzipFile:
+        raise DataFormatError(path, 1, "gzip data (the name ends in .gz)", "other bytes") from None
+
+
+def not_utf8_error(path: Path, chunk_size: int = 1 << 20) -> DataFormatError:
+    """The error for the first bytes of ``path`` that are not UTF-8: line, byte offset (of the
+    uncompressed bytes for ``*.gz``) and the bytes themselves. Read in chunks, so it is cheap
+    on large files."""
+    line, offset, pending = 1, 0, b""  # offset: of pending[0] in the file
+    with _open_bytes(path) as f:
+        while True:
+            chunk = f.read(chunk_size)
+            data = pending + chunk
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as err:
+                if chunk and err.end == len(data):  # a character cut by the chunk's end
+                    good = err.start
+                else:
+                    bad = data[err.start : err.end]
+                    line += data.count(b"\n", 0, err.start)
+                    return DataFormatError(
+                        path,
+                        line,
+                        "UTF-8 text",
+                        f"byte{'s' if len(bad) > 1 else ''} {bad.hex(' ')} at byte offset "
+                        f"{offset + err.start} (re-save the file as UTF-8)",
+                    )
+            if not chunk:
+                break
+            line += data.count(b"\n", 0, good)
+            offset += good
+            pending = data[good:]
+    raise ValueError(f"{path}: no bytes that are not UTF-8")  # only called after a decode error
 
 
 def read_records(path: Path, *, delimiter: str, quoted: bool) -> Iterator[tuple[int, list[str]]]:
