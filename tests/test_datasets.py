@@ -9,6 +9,7 @@ EMBBERT_DATA_DIR to point them elsewhere.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
