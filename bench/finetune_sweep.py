@@ -23,6 +23,8 @@ resumes after an interruption, one run at a time):
 - D (patience) at the best of A + B: early stopping after --phase_d_patience epochs instead of 3.
 - E (pooling) at the best of A + B: the classifier reads RMS pooling over the sequence instead of
   the [CLS] row (the backbone's NSP head was trained on [CLS]).
+- R: the recipe `train` ships (FitSettings defaults) alone; with --backbone and its own --out it
+  probes another backbone (bench/tapt_probe.py, pretraining probes).
 --train_limit caps a task's train part (seeded subset; validation unchanged) to fit the CPU.
 """
 
@@ -65,7 +67,7 @@ flags.DEFINE_float("max_minutes", 0, "Start no new run after this many minutes (
 flags.DEFINE_integer("seed", 0, "Seed (validation slice, init, shuffling).")
 flags.DEFINE_bool("report_only", False, "Only rebuild results.md / results.json from the runs.")
 
-PHASES = {"A", "B", "C", "D", "E"}
+PHASES = {"A", "B", "C", "D", "E", "R"}
 BASE = {
     "lr": 1e-4,
     "schedule": "constant",
@@ -76,6 +78,23 @@ BASE = {
     "dropout": 0.1,
     "wd": 0.05,
 }
+
+
+def shipped_recipe() -> dict:
+    """The float recipe `train` ships (FitSettings defaults), in the sweep's keys."""
+    from tflm_embbert.training.settings import FitSettings
+
+    fit = FitSettings()
+    return {
+        "lr": fit.learning_rate,
+        "schedule": fit.schedule,
+        "warmup": fit.warmup_fraction,
+        "epochs": fit.epochs,
+        "patience": fit.patience,
+        "batch": fit.batch_size,
+        "dropout": BASE["dropout"] if fit.dropout is None else fit.dropout,
+        "wd": fit.weight_decay,
+    }
 
 
 def run_name(task: str, recipe: dict) -> str:
@@ -265,6 +284,8 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
         if not ranked:
             return []
         return [{**ranked[0][1], "patience": FLAGS.phase_d_patience}]
+    if phase == "R":
+        return [shipped_recipe()]
     if phase == "E":
         ranked = rank_recipes(runs, tasks, {"A", "B"})
         if not ranked:
@@ -300,10 +321,12 @@ def report(out: Path, tasks: list[str]) -> None:
         "# Fine-tuning recipe sweep (validation slices only)",
         "",
         "Command: `nice -n 5 python bench/finetune_sweep.py` (resumable: one JSON per run in "
-        "`runs/`; `--report_only` rebuilds this file). Float fine-tuning of the shipped backbone, "
-        "seed 0. Each task's seeded 10% validation slice of train is split in two fixed halves: "
-        "`select` picks the best epoch and drives early stopping, `score` (never seen by the "
-        "fit) scores the config at that epoch. No test split is read. Figures x100 (accuracy).",
+        "`runs/`; `--report_only` rebuilds this file). Float fine-tuning of "
+        + (f"the backbone `{FLAGS.backbone}`" if FLAGS.backbone else "the shipped backbone")
+        + ", seed 0. Each task's seeded 10% validation slice of train is split in two fixed "
+        "halves: `select` picks the best epoch and drives early stopping, `score` (never seen "
+        "by the fit) scores the config at that epoch. No test split is read. Figures x100 "
+        "(accuracy).",
         "",
         "Train parts: "
         + ", ".join(
@@ -319,7 +342,8 @@ def report(out: Path, tasks: list[str]) -> None:
         "(warm-up + linear or cosine decay to 0 over the planned epochs; constant with a larger "
         "budget); C = batch, dropout, weight decay at the best of A + B, one factor at a time; "
         "D = a larger early-stopping patience at the best of A + B; E = the classifier's "
-        "pooling: RMS pooling over the sequence instead of [CLS], at the best of A + B. "
+        "pooling: RMS pooling over the sequence instead of [CLS], at the best of A + B; R = the "
+        "recipe `train` ships, alone. "
         "`last`: the best epoch was the last of the budget (still improving).",
         "",
         markdown_table(header, rows),

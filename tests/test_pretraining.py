@@ -168,3 +168,27 @@ def test_mirrored_strategy_on_two_cpu_devices(tmp_path, tiny_tokenizer_dir, corp
     )
     assert "strategy mirrored: 2 replica(s)" in done.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5
+
+
+@pytest.mark.parametrize("source", ["run", "backbone"])
+def test_new_phase_starts_from_an_earlier_run(tmp_path, tiny_tokenizer_dir, corpus_file, source):
+    """--init_backbone: a run folder gives the whole pretrainer (heads too), a backbone folder
+    the backbone layers; a second phase at another --seq_len starts from those weights."""
+    env = subprocess_env()
+    first = _command(tmp_path / "a", tiny_tokenizer_dir, corpus_file, 5)
+    subprocess.run(first + ["--export_to", str(tmp_path / "a_backbone")], env=env, check=True,
+                   capture_output=True)
+    init = tmp_path / ("a" if source == "run" else "a_backbone")
+    second = _command(tmp_path / "b", tiny_tokenizer_dir, corpus_file, 0)
+    second[second.index("--seq_len") + 1] = "32"
+    done = subprocess.run(second + ["--init_backbone", str(init), "--export_to",
+                                    str(tmp_path / "b_backbone")],
+                          env=env, check=True, capture_output=True, text=True)
+    expected = "backbone + heads" if source == "run" else "backbone layers"
+    assert "initialised" in done.stdout and expected in done.stdout
+    from keras_models.models import load_backbone
+
+    a, _ = load_backbone(tmp_path / "a_backbone")
+    b, _ = load_backbone(tmp_path / "b_backbone")
+    for x, y in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -73,8 +73,9 @@ flags.DEFINE_enum(
 flags.DEFINE_string(
     "init_backbone",
     None,
-    "Start a new run from this backbone folder (e.g. an earlier phase at "
-    "another --seq_len); ignored when the run folder already has a checkpoint.",
+    "Start a new run (e.g. a phase at another --seq_len) from this backbone folder, or from an "
+    "earlier pretraining run folder (its last checkpoint: backbone and MLM/NSP heads); ignored "
+    "when the run folder already has a checkpoint.",
 )
 flags.DEFINE_integer("seed", 0, "Data and init seed.")
 flags.DEFINE_float("max_minutes", 0, "Stop after the first checkpoint past this budget (0: none).")
@@ -132,6 +133,28 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if self.max_minutes and time.time() - self.started > 60 * self.max_minutes:
             print(f"time budget of {self.max_minutes} min spent: stopping at step {step}")
             self.model.stop_training = True
+
+
+def initialise(model: keras.Model, config, source: Path) -> str:
+    """Loads a new run's starting weights from a pretraining run folder (the whole pretrainer
+    from its last checkpoint, heads included) or a backbone folder (backbone layers only; the
+    MLM/NSP heads start fresh). Returns what was loaded, for the log."""
+    run_checkpoints = source / "checkpoints"
+    if run_checkpoints.is_dir():
+        latest = tf.train.latest_checkpoint(str(run_checkpoints))
+        if latest is None:
+            raise app.UsageError(f"--init_backbone {source}: the run has no checkpoint yet")
+        tf.train.Checkpoint(model=model).restore(
+            latest
+        ).expect_partial().assert_existing_objects_matched()
+        return f"the pretrainer (backbone + heads) at {Path(latest).name}"
+    source_model, source_config = load_backbone(source)
+    if source_config != config:
+        raise app.UsageError(
+            f"--init_backbone {source}: its config {source_config.to_dict()} differs from the "
+            f"run's {config.to_dict()}"
+        )
+    return f"{len(transfer_backbone_weights(source_model, model))} backbone layers"
 
 
 def pretrain(argv_flags=FLAGS) -> dict:
@@ -195,14 +218,8 @@ def pretrain(argv_flags=FLAGS) -> dict:
         if manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         elif f.init_backbone:
-            source, source_config = load_backbone(f.init_backbone)
-            if source_config != config:
-                raise app.UsageError(
-                    f"--init_backbone {f.init_backbone}: its config {source_config.to_dict()} "
-                    f"differs from the run's {config.to_dict()}"
-                )
-            copied = transfer_backbone_weights(source, model)
-            print(f"initialised {len(copied)} backbone layers from {f.init_backbone}", flush=True)
+            copied = initialise(model, config, Path(f.init_backbone))
+            print(f"initialised {copied} from {f.init_backbone}", flush=True)
     step = int(optimizer.iterations.numpy())
     progress_file = out / "checkpoints" / "progress.json"
     spent = _train_seconds(progress_file)
@@ -261,7 +278,8 @@ def pretrain(argv_flags=FLAGS) -> dict:
         save_backbone(model, config, tmp)
         tokenizer.save(tmp)
         for name in ("log.csv", "summary.json"):
-            shutil.copy(out / name, tmp / f"pretrain_{name}")
+            if (out / name).exists():  # a run that trained no step has no log
+                shutil.copy(out / name, tmp / f"pretrain_{name}")
         publish(tmp, f.export_to)
         print(f"exported backbone to {f.export_to}")
     return summary
