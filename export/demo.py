@@ -72,6 +72,13 @@ def main(argv):
         stages,
         backbone_dir=FLAGS.backbone,
         verbose=FLAGS.verbose,
+        data_source={  # the data flags that load the same task (export_tflite --run)
+            "task": "snips",
+            "data_dir": str(paths.SHIPPED_DATA_DIR.resolve()),
+            "seed": FLAGS.seed,
+            "train_limit": FLAGS.train_limit,
+        },
+        tokenizer_source=str(Path(FLAGS.backbone).resolve()),
     )
     print((out / "memory.md").read_text())
     print(f"Arduino library {FLAGS.name} -> {out / 'arduino'}", flush=True)

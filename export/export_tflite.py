@@ -1,5 +1,6 @@
 """The `export_tflite` command: .keras model -> int8 .tflite -> TFLM check -> Arduino library.
 
+    export_tflite --run runs/snips          (a `train` output folder: every setting from run.json)
     export_tflite --model runs/snips/qat.keras --task snips --name SnipsIntents --out runs/snips_lib
     export_tflite --model my/model.keras --train_file train.csv --test_file test.csv \\
         --name MyClassifier --seq_len 64 --tflm tflm_tree --tflm_tree /tmp/tflm_tree --out lib
@@ -9,7 +10,8 @@ the one saved beside it (vocab.txt), else --tokenizer, else the shipped one. The
 calibrates the int8 ranges (training examples) and scores the int8 model under the TFLM runtime
 (the test split); the labels become the library's labels. The work is export.exporter.export_model
 (conversion and TFLM check as in training, length buckets, the library); this module reads the
-flags. Writes --out (see export.library), staged and renamed when complete.
+flags. Writes --out (see export.library), staged and renamed when complete. With --run, the flags
+not given come from the run folder (export.run_folder).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from export import boards, bucket_lengths, cpp_sources, tflm_profiles
+from export import boards, bucket_lengths, cpp_sources, run_folder, tflm_profiles
 from export.library import LibraryOptions
 from tflm_embbert import stage_flags
 from tflm_embbert.common import cli_help, paths
@@ -30,10 +32,24 @@ from tflm_embbert.data.flags import load_data
 
 FLAGS = flags.FLAGS
 OPTIONS = LibraryOptions()
-flags.DEFINE_string("model", None, "Trained classifier: a float or QAT .keras file.")
+flags.DEFINE_string(
+    "run",
+    None,
+    "A `train` output folder: model, tokenizer, L, data, labels and int8 settings from its "
+    "run.json (flags given here win).",
+)
+flags.DEFINE_string(
+    "model", None, "Trained classifier: a float or QAT .keras file (default: the --run's)."
+)
 flags.DEFINE_string("tokenizer", None, "Tokenizer folder (default: beside --model, else shipped).")
-flags.DEFINE_string("name", OPTIONS.name, "Library and C++ class name (an identifier).")
-flags.DEFINE_string("out", None, "Output folder (model.tflite, report, library folder and zip).")
+flags.DEFINE_string(
+    "name", OPTIONS.name, "Library and C++ class name (an identifier; --run: from the task)."
+)
+flags.DEFINE_string(
+    "out",
+    None,
+    "Output folder (model.tflite, report, library folder and zip; --run: <run>/arduino).",
+)
 flags.DEFINE_integer(
     "seq_len",
     0,
@@ -121,6 +137,14 @@ def main(argv):
     del argv
     f = FLAGS
     started = time.time()
+    record = None
+    if f.run:
+        try:
+            record = run_folder.apply_run(f)
+        except ValueError as error:
+            raise app.UsageError(str(error)) from None
+    if not f.model or not f.out:
+        raise app.UsageError("give --run, or --model and --out")
     model_path = Path(f.model)
     if model_path.suffix != ".keras" or not model_path.is_file():
         raise app.UsageError(f"--model: expected an existing .keras file, got {f.model}")
@@ -128,6 +152,11 @@ def main(argv):
     task = load_data(f)
     if task.is_regression:
         raise app.UsageError(f"--task: {task.name} is a regression task; the library classifies")
+    if record is not None:
+        try:
+            run_folder.check_labels(record, task.label_names)
+        except ValueError as error:
+            raise app.UsageError(str(error)) from None
     from tflm_embbert.data.tokenizer import Tokenizer
 
     tokenizer_dir = f.tokenizer or (
@@ -153,9 +182,18 @@ def main(argv):
             f"--model: {model_path} has {model.output_shape[-1]} outputs, {task.name} has "
             f"{task.num_labels} labels"
         )
+    reused = record and run_folder.run_int8(f.run, record, model_path, seq_len, settings.int8)
     try:
         export_model(
-            model, task, tokenizer, seq_len, f.out, settings, source=str(model_path), progress=_say
+            model,
+            task,
+            tokenizer,
+            seq_len,
+            f.out,
+            settings,
+            int8=reused or None,
+            source=str(model_path),
+            progress=_say,
         )
     except ValueError as error:  # conversion, int8 / lean / op / board checks, buckets: one line
         print(f"export_tflite: {error}", file=sys.stderr)
@@ -165,8 +203,6 @@ def main(argv):
 
 
 def run():
-    flags.mark_flag_as_required("model")
-    flags.mark_flag_as_required("out")
     cli_help.show_module_flags(__name__)  # console script: --help lists this module's flags
     app.run(main)
 

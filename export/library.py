@@ -350,6 +350,7 @@ def _write_library_files(
         "LABELS": ", ".join(request.labels),
         "SEQ_LEN": request.seq_len,
         "BUCKETS_TEXT": _buckets_text(request),
+        "BUCKET_EXAMPLE": _bucket_example(request),
         "ARENA_BYTES": arena,
         "ARENA_MEASURED": request.arena_measured_bytes,
         "MARGIN_TEXT": margin_text,
@@ -387,6 +388,12 @@ def _buckets_text(request: LibraryRequest) -> str:
         f"mean MACs were {report['mean_macs_ratio']:.3f}x of the single L={request.seq_len} "
         f"model's; the arena is the largest bucket's ({max(arenas)} B measured)."
     )
+
+
+def _bucket_example(request: LibraryRequest) -> str:
+    """What the sketch prints for the shortest input: 'bucket: L=<shortest bucket> of <L>'."""
+    lengths, _, _ = request.bucket_table()
+    return f"bucket: L={min(lengths)} of {request.seq_len}"
 
 
 def _zip(library: Path, target: Path) -> None:

@@ -510,6 +510,7 @@ def test_bucket_tables_match_the_model_array(bucketed):
     assert report["model_bytes"] == len(data) and report["model_sha256"] in settings
     assert "## Length buckets 8/16" in (bucketed["out"] / "export_report.md").read_text()
     assert "Length buckets 8/16" in (folder / "README.md").read_text()
+    assert "(`bucket: L=8 of 16`)" in (folder / "README.md").read_text()
     # The op resolver registers the ops of every bucket.
     header = (folder / "src" / "tiny_intents_op_resolver.h").read_text()
     ops = {op.name for offset in offsets for op in inspect_tflite(data[offset:]).ops}
@@ -536,6 +537,8 @@ def test_single_model_library_has_one_bucket(library):
     assert _settings_array(settings, "kBucketLengths") == [SEQ_LEN]
     assert _settings_array(settings, "kBucketOffsets") == [0]
     assert library["report"]["length_buckets"]["enabled"] is False
+    readme = (library["folder"] / "README.md").read_text()
+    assert f"(`bucket: L={SEQ_LEN} of {SEQ_LEN}`)" in readme and "of 64" not in readme
 
 
 _CHOICE_MAIN = r"""

@@ -1,8 +1,8 @@
 """The pipeline runs one way: every import in the project goes to an earlier layer, never back up.
 
 Layers, lowest first: keras_models; tflm_embbert.common; the stages data, training, quantize,
-graph, tflm; tflm_embbert's top-level modules (pipeline, train); export; bench. A module may import
-its own layer and any layer below it. Imports inside functions count too.
+graph, tflm, report; tflm_embbert's top-level modules (pipeline, train, run_record); export; bench.
+A module may import its own layer and any layer below it. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ LAYERS = [
     "tflm_embbert.quantize",
     "tflm_embbert.graph",
     "tflm_embbert.tflm",
-    "tflm_embbert",  # pipeline.py, train.py: the stages run in order
+    "tflm_embbert.report",  # predictions, pictures, report.md: after the TFLM check
+    "tflm_embbert",  # pipeline.py, train.py, run_record.py: the stages run in order
     "export",
     "bench",
 ]
-STAGES = ("common", "data", "training", "quantize", "graph", "tflm")
+STAGES = ("common", "data", "training", "quantize", "graph", "tflm", "report")
 
 
 def layer_of(module: str) -> int | None:

@@ -71,3 +71,34 @@ def test_invoke_time_is_measured(tiny_tflite):
     token_ids = rng.integers(5, 120, (3, SEQ_LEN)).astype(np.int32)
     assert invoke_ms(tiny_tflite, {"token_ids": token_ids, "segment_ids": np.ones_like(token_ids)},
                      count=3) > 0
+
+
+def test_peak_tensors_of_a_compact_lean_graph_are_named(tiny_tflite):
+    """A lean graph is written without tensor names; the report names its tensors after the
+    converter's (a chunk 'lean/<k>/rows_a_b' after tensor k), and only the names change."""
+    from tflm_embbert.graph.lean_graph import LeanOptions, lean_tflite
+    from tflm_embbert.graph.memory_plan import with_offline_plan
+    from tflm_embbert.tflm.int8_eval import tensor_names
+    from tflm_embbert.tflm.memory_report import activation_peak
+
+    choice = {"chunk_rows": 8, "chunk_scope": "layer", "mask_bias": True}
+    compact = with_offline_plan(lean_tflite(tiny_tflite, LeanOptions(**choice)))[0]
+    unnamed = activation_peak(compact)
+    assert {t["name"] for t in unnamed["largest_tensors"]} & {"None", ""} == set()
+    assert any(t["name"].startswith("output of op #") for t in unnamed["largest_tensors"])
+    names = tensor_names(tiny_tflite, choice)
+    named = activation_peak(compact, names=names)
+    converter = {t.name.split(";")[0] for t in inspect_tflite(tiny_tflite).tensors}
+    for tensor in named["largest_tensors"]:
+        assert tensor["name"] in converter or tensor["name"].rsplit("/", 1)[0] in converter
+        assert not tensor["name"].startswith(("lean/", "output of op"))
+    assert named["layer"] and named["layer"].startswith("block_")
+    same = ("op_index", "op", "live_bytes")
+    assert {k: named[k] for k in same} == {k: unnamed[k] for k in same}
+    with pytest.raises(ValueError, match="tensor names for"):
+        activation_peak(compact, names=names[:-1])
+    text = memory_markdown(
+        memory_report(compact, measure_arena_bytes(compact), parameters=1, seq_len=SEQ_LEN,
+                      hidden_dim=16, names=names)
+    )
+    assert "`None`" not in text and "| `embbert_classifier/" in text

@@ -125,3 +125,40 @@ def test_compute_metrics_regression():
 def test_compute_metrics_rejects_bad_input(metric, pred):
     with pytest.raises(ValueError):
         compute_metrics(metric, [0, 1], pred)
+
+
+def test_per_class_metrics_hand_computed():
+    from tflm_embbert.data.metrics import per_class_metrics
+
+    # class 0: TP 1, FP 1, FN 1; class 1: TP 2, FP 1; class 2: TP 1, FN 1; class 3: absent.
+    report = per_class_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 0, 2], ["a", "b", "c", "d"])
+    rows = {r["label"]: r for r in report["classes"]}
+    assert [r["label"] for r in report["classes"]] == ["a", "b", "c", "d"]
+    assert (rows["a"]["precision"], rows["a"]["recall"], rows["a"]["f1"]) == (0.5, 0.5, 0.5)
+    assert rows["b"]["precision"] == pytest.approx(2 / 3) and rows["b"]["recall"] == 1.0
+    assert rows["b"]["f1"] == pytest.approx(0.8)
+    assert rows["c"]["precision"] == 1.0 and rows["c"]["f1"] == pytest.approx(2 / 3)
+    assert rows["d"] == {"label": "d", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert [r["support"] for r in report["classes"]] == [2, 2, 2, 0]
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)  # d occurs nowhere
+
+
+def test_per_class_metrics_agree_with_sklearn_classification_report():
+    from sklearn.metrics import classification_report
+
+    from tflm_embbert.data.metrics import per_class_metrics
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 4, 200)
+    scores = rng.normal(size=(200, 4)) + 1.5 * np.eye(4)[y_true]
+    report = per_class_metrics(y_true, scores, ["w", "x", "y", "z"])
+    expected = classification_report(y_true, scores.argmax(1), output_dict=True)
+    for index, row in enumerate(report["classes"]):
+        for key in ("precision", "recall", "f1"):
+            assert row[key] == pytest.approx(expected[str(index)][key.replace("f1", "f1-score")])
+        assert row["support"] == expected[str(index)]["support"]
+    assert report["macro_f1"] == pytest.approx(expected["macro avg"]["f1-score"])
+    assert report["accuracy"] == pytest.approx(expected["accuracy"])
+    with pytest.raises(ValueError, match="class ids \\[4\\] outside 0..3"):
+        per_class_metrics([0, 4], [0, 1], ["w", "x", "y", "z"])

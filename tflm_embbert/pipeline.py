@@ -7,7 +7,13 @@
     model_int8.tflite    full-integer model (QAT's when there is one, else post-training)
     model_ptq.tflite     post-training int8 of the float model (when ptq=True)
     memory.json / .md    flash, TFLM arena, tensors alive at the peak, the paper's count
-    results.json         every stage's validation/test metrics, agreement, timings
+    results.json         every stage's validation/test metrics, per-class test figures
+                         ("test_per_class"), agreement, timings
+    run.json             what the run is: task, labels, L, tokenizer, data, settings
+                         (tflm_embbert.run_record; `export_tflite --run <out>` reads it)
+    predictions.csv      every test example: true label, each stage's class and probability
+    report.md            the run at a glance, linking the pictures (confusion_matrix.png,
+                         int8_vs_float.png, memory.png) and every file (tflm_embbert.report)
     vocab.txt, tokenizer_config.json
 
 `resume=True` keeps `<out>.tmp` from an interrupted run with the same arguments: a finished float
@@ -25,10 +31,13 @@ from pathlib import Path
 
 from keras_models.backend import keras
 from tflm_embbert.common.files import publish, staging_dir, staging_path, write_text_atomic
+from tflm_embbert.data.encoding import encode
 from tflm_embbert.data.examples import TaskData
 from tflm_embbert.data.tokenizer import Tokenizer
 from tflm_embbert.quantize.qat import load_qat_model
 from tflm_embbert.quantize.qat_finetune import qat_finetune
+from tflm_embbert.report.run_report import RESULT_KEYS, per_class, write_run_report
+from tflm_embbert.run_record import RUN_FILE, run_record
 from tflm_embbert.stages import Stages
 from tflm_embbert.tflm.int8_eval import int8_under_tflm
 from tflm_embbert.tflm.memory_report import memory_markdown
@@ -53,9 +62,12 @@ def run_pipeline(
     verbose: int = 1,
     progress=None,
     resume: bool = False,
+    data_source: dict | None = None,
+    tokenizer_source: str | None = None,
 ) -> dict:
     """Runs `stages` (default: float fine-tuning only) and returns the results.json dict (see
-    the module docstring)."""
+    the module docstring). `data_source` (the command's data flags) and `tokenizer_source`
+    (the tokenizer's folder) go into run.json."""
     stages = stages or Stages()
     progress = progress or _say
     started = time.time()
@@ -96,6 +108,8 @@ def run_pipeline(
         )
         _keep_stage(staging, "float", "model.keras", floated)
     seq_len = floated.seq_len
+    test_x, _ = encode(tokenizer, task.test, seq_len)
+    logits = {"float": floated.model.predict(test_x, batch_size=256, verbose=0)}
     results = {
         "task": task.name,
         "test_split": task.test_split,
@@ -110,6 +124,7 @@ def run_pipeline(
         progress(f"[{next(step)}/{count}] quantization-aware training: done by an earlier run")
         results["qat"] = qat.to_json()
         references["qat"] = deployed = qat.model
+        logits["qat"] = qat.model.predict(test_x, batch_size=256, verbose=0)
     elif stages.qat_fit:
         progress(f"[{next(step)}/{count}] quantization-aware training")
         qat = qat_finetune(
@@ -126,6 +141,7 @@ def run_pipeline(
         _keep_stage(staging, "qat", "qat.keras", qat)
         results["qat"] = qat.to_json()
         references["qat"] = deployed = qat.model
+        logits["qat"] = qat.model.predict(test_x, batch_size=256, verbose=0)
 
     if stages.int8:
         kind = "QAT" if stages.qat_fit else "post-training"
@@ -141,6 +157,7 @@ def run_pipeline(
         )
         (staging / "model_int8.tflite").write_bytes(converted.tflite)
         results["int8_tflm"] = {"from": kind, **converted.to_json()}
+        logits["int8"] = converted.test_logits
         (staging / "memory.json").write_text(json.dumps(converted.memory, indent=2) + "\n")
         (staging / "memory.md").write_text(
             memory_markdown(converted.memory, f"{task.name}: int8 under TFLM")
@@ -159,13 +176,30 @@ def run_pipeline(
         )
         (staging / "model_ptq.tflite").write_bytes(converted.tflite)
         results["ptq_int8_tflm"] = converted.to_json()
+        logits["ptq"] = converted.test_logits
 
     progress(f"[{next(step)}/{count}] writing {out}")
     for name in ("float.json", "qat.json", "arguments.json"):
         (staging / name).unlink(missing_ok=True)
     tokenizer.save(staging)
+    if not task.is_regression:
+        results["test_per_class"] = per_class(task, logits)
+    record = run_record(
+        task,
+        tokenizer,
+        seq_len,
+        stages,
+        sorted(p.name for p in staging.iterdir()),
+        data=data_source,
+        tokenizer_source=tokenizer_source,
+        config=floated.config.to_dict() if floated.config else arguments["config"],
+        backbone_dir=arguments["backbone_dir"],
+        float_model=arguments["float_model"],
+    )
+    (staging / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
     results["wall_seconds"] = round(time.time() - started, 1)
     (staging / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_run_report(staging, task, results, logits)
     publish(staging, out)
     return results
 
@@ -206,12 +240,16 @@ def _finished_stage(staging: Path, stage: str, model_name: str) -> FinetuneResul
 
 
 def summary(results: dict) -> dict:
-    """The headline figures of a results.json: metrics per stage, agreement, memory."""
+    """The headline figures of a results.json: metrics and macro-F1 per stage, agreement,
+    memory."""
     metric = results["metric"]
     line = {"task": results["task"], "seq_len": results["seq_len"]}
-    for stage in ("float", "qat", "int8_tflm", "ptq_int8_tflm"):
+    classes = results.get("test_per_class", {})
+    for short, stage in RESULT_KEYS.items():
         if stage in results:
             line[f"{stage}_test_{metric}"] = round(results[stage]["test"][metric], 4)
+        if short in classes:
+            line[f"{stage}_test_macro_f1"] = round(classes[short]["macro_f1"], 4)
     if "int8_tflm" in results:
         int8 = results["int8_tflm"]
         line["int8_agreement"] = {k: round(v, 4) for k, v in int8["agreement"].items()}

@@ -13,7 +13,9 @@
         --qat_epochs 2 --int8 --out runs/emotion_qat
 
 Writes <out>/model.keras (best validation epoch), the tokenizer files, results.json (validation and
-test metrics) and train_log.csv. The test split is scored once per stage, after the choice of epoch.
+test metrics, per class too), run.json (task, labels, L, tokenizer, data, settings: what
+`export_tflite --run <out>` reads), predictions.csv, report.md with its pictures, and
+train_log.csv. The test split is scored once per stage, after the choice of epoch.
 --qat_epochs N adds quantization-aware fine-tuning from the float model (qat.keras); --int8 converts
 the QAT model (or, without QAT, the float model) to a full-integer model_int8.tflite, runs the whole
 test split under the TFLM runtime and writes memory.json/.md (see tflm_embbert.pipeline).
@@ -27,7 +29,7 @@ from pathlib import Path
 from absl import app, flags
 
 from keras_models.presets import PRESETS, get_config, read_backbone_config
-from tflm_embbert import stage_flags
+from tflm_embbert import run_record, stage_flags
 from tflm_embbert.common import cli_help, paths
 from tflm_embbert.data import flags as data_flags
 from tflm_embbert.data.encoding import check_seq_len
@@ -111,6 +113,8 @@ def main(argv):
         float_model=f.float_model,
         seq_len=f.seq_len,
         verbose=f.verbose,
+        data_source=run_record.data_source(f),
+        tokenizer_source=str(Path(tokenizer_dir).resolve()),
     )
     print(json.dumps(summary(results), indent=2))
     print(f"wrote {f.out}")

@@ -33,6 +33,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("test_file", None, "Your own labelled test file (with --train_file).")
 flags.DEFINE_string(
+    "task_name", None, "Your files: the task's name in reports (default: the train file's)."
+)
+flags.DEFINE_string(
     "validation_file",
     None,
     "Your own validation file (with --train_file; epochs are chosen on it). Default: a seeded "
@@ -63,7 +66,7 @@ flags.DEFINE_integer("train_limit", None, "Use at most this many training exampl
 
 _FILE_FLAGS = ("train_file", "test_file", "validation_file")
 _FILES_ONLY = ("test_file", "validation_file", "header", "text_column", "text_b_column")
-_FILES_ONLY += ("label_column", "labels", "regression")
+_FILES_ONLY += ("label_column", "labels", "regression", "task_name")
 _COLUMN_FLAGS = ("text_column", "text_b_column", "label_column")
 
 
@@ -126,6 +129,7 @@ def load_files(f=FLAGS) -> TaskData:
         val_fraction=f.val_fraction,
         seed=f.seed,
         train_limit=f.train_limit,
+        name=f.task_name,
         **columns,
     )
 

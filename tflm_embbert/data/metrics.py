@@ -1,4 +1,5 @@
-"""Evaluation metrics for the EmbBERT tasks (numpy + scipy only).
+"""Evaluation metrics for the EmbBERT tasks (numpy + scipy; scikit-learn for the per-class
+report).
 
 All functions return plain Python floats as fractions (accuracy and F1 in [0, 1], correlations
 in [-1, 1]); callers format them, e.g. as percentages. Where a metric is undefined (a constant
@@ -15,6 +16,9 @@ mcc           mcc, accuracy
 f1            f1, accuracy
 spearman      spearman, pearson
 ============  ===========================
+
+:func:`per_class_metrics` adds precision, recall, F1 and support per class and macro-F1
+(scikit-learn's ``precision_recall_fscore_support``) for a classification split.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "f1_positive",
     "matthews_corrcoef",
     "pearson",
+    "per_class_metrics",
     "spearman",
 ]
 
@@ -153,3 +158,40 @@ def compute_metrics(
     if metric == "f1":
         return {"f1": f1_positive(y_true, y_pred), "accuracy": acc}
     return {"accuracy": acc}
+
+
+def per_class_metrics(
+    y_true: ArrayLike, y_pred_or_scores: ArrayLike, label_names: list[str]
+) -> dict:
+    """Precision, recall, F1 and support of every class of ``label_names`` (class-index order;
+    a class absent from both inputs is listed with zeros), accuracy, and macro-F1: the unweighted
+    mean F1 over the classes that occur in ``y_true`` or ``y_pred`` (scikit-learn's default). A
+    class never predicted (or without examples) has precision (or recall) 0.0.
+
+    ``{"accuracy", "macro_f1", "classes": [{"label", "precision", "recall", "f1", "support"}]}``
+    """
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    y_pred = _class_ids(y_pred_or_scores)
+    t, p = _pair(y_true, y_pred)
+    classes = list(range(len(label_names)))
+    outside = sorted({int(v) for v in np.concatenate([t, p])} - set(classes))
+    if outside:
+        raise ValueError(f"class ids {outside[:5]} outside 0..{len(classes) - 1} ({label_names})")
+    precision, recall, f1, support = precision_recall_fscore_support(
+        t, p, labels=classes, zero_division=0.0
+    )
+    return {
+        "accuracy": accuracy(t, p),
+        "macro_f1": float(f1_score(t, p, average="macro", zero_division=0.0)),
+        "classes": [
+            {
+                "label": name,
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(label_names)
+        ],
+    }

@@ -230,6 +230,15 @@ def _score(value: str | int | float, path: Path, line: int, column: Column) -> f
     return score
 
 
+def task_name_of(train_path: PathLike) -> str:
+    """A task name from the train file's name: 'data/intents_train.csv.gz' -> 'intents'; a file
+    called just 'train.csv' is named after its folder ('intents/train.csv' -> 'intents')."""
+    path = Path(train_path)
+    stem = path.name.split(".")[0]
+    name = re.sub(r"(^|[_\-. ])train(ing)?$", "", stem, flags=re.IGNORECASE) or path.parent.name
+    return name or stem or "custom"
+
+
 def load_generic(
     train_path: PathLike,
     test_path: PathLike,
@@ -244,7 +253,7 @@ def load_generic(
     val_fraction: float = 0.1,
     seed: int = 0,
     train_limit: int | None = None,
-    name: str = "custom",
+    name: str | None = None,
 ) -> TaskData:
     """Load a task from a train file, a labelled test file and optionally a validation file.
 
@@ -264,8 +273,10 @@ def load_generic(
     the classes are the sorted unique labels of the train file (numerically sorted when all are
     integers). A label of any file that is not a class is an error listing a count and the
     first few. ``regression=True`` reads float labels and gives ``label_names=None``. The
-    primary metric is spearman for regression, accuracy otherwise.
+    primary metric is spearman for regression, accuracy otherwise. The task is called ``name``,
+    else after the train file (:func:`task_name_of`).
     """
+    name = name or task_name_of(train_path)
     if regression and label_names is not None:
         raise ValueError("label_names must be None when regression=True")
     columns = (text_column, text_b_column, label_column)

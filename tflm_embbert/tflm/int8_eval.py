@@ -24,6 +24,7 @@ A float model gets `rewrites.export_rewrites` first (a QAT model already had the
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from tflm_embbert.data.encoding import encode
 from tflm_embbert.data.examples import TaskData
 from tflm_embbert.data.metrics import compute_metrics
 from tflm_embbert.data.tokenizer import Tokenizer
+from tflm_embbert.graph.flatbuffer import inspect_tflite
 from tflm_embbert.graph.int8_check import check_int8_graph
 from tflm_embbert.graph.lean_graph import CHUNK_SCOPES, LeanOptions, lean_tflite
 from tflm_embbert.graph.memory_plan import with_offline_plan
@@ -56,6 +58,9 @@ class Int8Result:
     lean: dict | None = None  # smallest_lean's choice; None: the converter's graph as it is
     lean_check: dict | None = None  # the lean graph against the converter's on test examples
     per_channel_dense: bool = False  # the Dense weight layout of the conversion
+    # Dequantized int8 logits of every test example under TFLM, (n, labels); not in to_json
+    # (the pipeline writes them to predictions.csv). None when read back from JSON.
+    test_logits: np.ndarray | None = None
 
     def to_json(self) -> dict:
         return {
@@ -174,6 +179,7 @@ def int8_under_tflm(
             parameters=parameters,
             seq_len=seq_len,
             hidden_dim=_hidden_dim(report),
+            names=tensor_names(straight, lean_choice),
         )
         seconds["arena"] = round(time.time() - started, 1)
     output = report.outputs[0]
@@ -188,6 +194,7 @@ def int8_under_tflm(
         lean=lean_choice,
         lean_check=lean_check,
         per_channel_dense=settings.per_channel_dense,
+        test_logits=outputs.logits,
     )
 
 
@@ -277,6 +284,30 @@ def smallest_lean(
         "arena_by_variant": arenas,
     }
     return graph, choice, measured[best]
+
+
+def tensor_names(straight: bytes, lean_choice: dict | None) -> list[str]:
+    """The names of the kept graph's tensors, by index (the kept graph is written without them:
+    TFLM never reads them); the memory report names tensors from them. The lean rewrite is made
+    again with names (an offline plan adds metadata only), and a tensor it made, named
+    'lean/<k><suffix>', is named after the converter's tensor k it stands for: '<name><suffix>'.
+    """
+    converter = [t.name.split(";")[0] for t in inspect_tflite(straight).tensors]
+    if lean_choice is None or lean_choice["chunk_rows"] is None:
+        return converter
+    options = LeanOptions(
+        chunk_rows=lean_choice["chunk_rows"],
+        chunk_scope=lean_choice["chunk_scope"],
+        mask_bias=lean_choice["mask_bias"],
+    )
+    names = []
+    for tensor in inspect_tflite(lean_tflite(straight, options, keep_names=True)).tensors:
+        found = re.fullmatch(r"lean/(\d+)(.*)", tensor.name)
+        if found and int(found[1]) < len(converter):
+            names.append(converter[int(found[1])] + found[2])
+        else:
+            names.append(tensor.name)
+    return names
 
 
 def _hidden_dim(report) -> int:

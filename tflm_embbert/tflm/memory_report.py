@@ -13,6 +13,8 @@ figures at the same config and length, at 1 byte per value (int8).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tflm_embbert.graph.flatbuffer import inspect_tflite
 from tflm_embbert.graph.memory_plan import arena_lifetimes
 
@@ -23,9 +25,13 @@ def tensor_lifetimes(model_bytes: bytes) -> dict[int, tuple[int, int]]:
     return {t: (first, last) for t, (first, last) in arena_lifetimes(model_bytes).items()}
 
 
-def activation_peak(model_bytes: bytes, top: int = 5) -> dict:
-    """The op at which the live activation bytes peak, those bytes, and the largest live tensors."""
-    report = inspect_tflite(model_bytes)
+def activation_peak(model_bytes: bytes, top: int = 5, names: list[str] | None = None) -> dict:
+    """The op at which the live activation bytes peak, those bytes, and the largest live tensors.
+
+    `names`: every tensor's name by index, for a graph written without them (a compact graph,
+    see `graph.flatbuffer.serialize`; `tflm.int8_eval.tensor_names`); names and layers are read
+    from them. A tensor still without a name is called after the op that writes it."""
+    report = _with_names(inspect_tflite(model_bytes), names)
     lifetimes = tensor_lifetimes(model_bytes)
     best_op, best_bytes = 0, -1
     for op in report.ops:
@@ -48,7 +54,7 @@ def activation_peak(model_bytes: bytes, top: int = 5) -> dict:
         "live_bytes": best_bytes,
         "largest_tensors": [
             {
-                "name": t.name.split(";")[0],
+                "name": _tensor_label(report, t.index, lifetimes[t.index][0]),
                 "shape": list(t.shape),
                 "dtype": t.dtype,
                 "bytes": t.nbytes,
@@ -56,6 +62,29 @@ def activation_peak(model_bytes: bytes, top: int = 5) -> dict:
             for t in alive[:top]
         ],
     }
+
+
+def _with_names(report, names: list[str] | None):
+    """`report` with its tensors renamed to `names` (one per tensor)."""
+    if names is None:
+        return report
+    if len(names) != len(report.tensors):
+        raise ValueError(
+            f"memory report: {len(names)} tensor names for {len(report.tensors)} tensors"
+        )
+    tensors = [replace(t, name=name) for t, name in zip(report.tensors, names, strict=True)]
+    return replace(report, tensors=tensors)
+
+
+def _tensor_label(report, index: int, first_op: int) -> str:
+    """The tensor's name up to the converter's first ';', else 'output of op #N OP'."""
+    name = report.tensors[index].name.split(";")[0]
+    if name and name != "None":
+        return name
+    writers = [op for op in report.ops if index in op.outputs]
+    if writers:
+        return f"output of op #{writers[0].index} {writers[0].name}"
+    return f"input of op #{first_op}"
 
 
 def flash_breakdown(model_bytes: bytes) -> dict:
@@ -84,16 +113,23 @@ def paper_analytic_bytes(
 
 
 def memory_report(
-    model_bytes: bytes, arena: dict, *, parameters: int, seq_len: int, hidden_dim: int
+    model_bytes: bytes,
+    arena: dict,
+    *,
+    parameters: int,
+    seq_len: int,
+    hidden_dim: int,
+    names: list[str] | None = None,
 ) -> dict:
-    """JSON-ready memory figures of one int8 model (see the module docstring)."""
+    """JSON-ready memory figures of one int8 model (see the module docstring); `names`: its
+    tensors' names when the graph was written without them (`activation_peak`)."""
     return {
         "seq_len": seq_len,
         "flash_tflite_bytes": len(model_bytes),
         "flash_breakdown": flash_breakdown(model_bytes),
         "ram_arena_bytes": arena["minimum"],
         "arena": dict(arena),
-        "activation_peak": activation_peak(model_bytes),
+        "activation_peak": activation_peak(model_bytes, names=names),
         "parameters": parameters,
         "paper_analytic_int8": paper_analytic_bytes(parameters, seq_len, hidden_dim),
     }
