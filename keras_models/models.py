@@ -16,9 +16,11 @@ from pathlib import Path
 
 from keras_models import layers
 from keras_models.backend import keras
+from keras_models.mamba import MambaMixer
 from keras_models.presets import BackboneConfig
 
 BACKBONE_CONFIG_FILE = "backbone_config.json"
+MAMBA_NORM_EPSILON = 1e-5  # the Mamba paper's RMSNorm epsilon
 TASK_HEAD_LAYERS = ("classifier_head", "mlm", "nsp")  # not part of the backbone
 
 
@@ -57,6 +59,20 @@ def _encode(config: BackboneConfig, token_ids, segment_ids):
                 config.dropout,
                 name=f"encoder_{i}",
             )((x, padding_mask))
+    elif config.arch == "mamba":
+        # Pre-norm residual blocks, then a final norm. Causal: with right padding, no real
+        # position sees a pad, and RMS pooling skips the pads.
+        for i in range(config.num_layers):
+            normed = layers.RMSNorm(MAMBA_NORM_EPSILON, name=f"norm_{i}")(x)
+            mixed = MambaMixer(
+                config.hidden_dim,
+                config.state_dim,
+                config.kernel_size,
+                config.expansion,
+                name=f"mamba_{i}",
+            )(normed)
+            x = keras.layers.Add(name=f"residual_{i}")([x, mixed])
+        x = layers.RMSNorm(MAMBA_NORM_EPSILON, name="final_norm")(x)
     elif config.kernel_size:  # embedder + conv
         x = layers.CausalDepthwiseConv(config.kernel_size, name="embedder_conv")(x)
     return x, padding_mask
