@@ -23,7 +23,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from keras_models.presets import PRESETS, get_config
+from keras_models.presets import PRESETS, get_config, is_float_only
 from tflm_embbert import stage_flags
 from tflm_embbert.common import paths
 from tflm_embbert.data.flags import load_data
@@ -54,6 +54,11 @@ flags.mark_flag_as_required("out")
 def main(argv):
     del argv
     f = FLAGS
+    if f.from_scratch and is_float_only(f.preset) and (f.qat_epochs > 0 or f.int8 or f.ptq):
+        raise app.UsageError(
+            f"--preset {f.preset} is float only (no int8 / TFLM path): drop --qat_epochs, "
+            "--int8 and --ptq"
+        )
     task = load_data(f)
     backbone = None if f.from_scratch else f.backbone
     if f.float_model and not Path(f.float_model).is_file():
