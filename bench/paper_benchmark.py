@@ -904,7 +904,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "its memory (.tflite + arena bytes) minus the other's. `embbert` wins at equal memory "
         'only where it scores higher **and** needs no more memory; "better, needs more memory" '
         "is a trade.\n\n" + "\n".join(versus_lines) + "\n\n## Compute\n\n"
-        f"- {len(cells)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
+        f"- {len(every_cell)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
         f"{elapsed_s / 3600:.2f} h elapsed over {len(invocations)} invocation(s) "
         f"({elapsed_s / 60:.1f} min), machine: {machine()['cpu_count']} CPU cores. Times "
         "are wall times on a machine that may be shared (load average: 1, 5, 15 min).\n"

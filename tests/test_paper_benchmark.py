@@ -359,7 +359,7 @@ def test_float_only_model_is_in_the_tables_with_no_int8_figures(tmp_path):
     assert "| 220,487 | 881,948 | 100 | 92.00 (+7.00) | 93.00 (+8.00) |" in section[0]
     every = [x for x in lines if x.startswith("| snips | `mamba` | 0 | 48 | 85.00 | - |")]
     assert len(every) == 1 and "| 4/7 |" in every[0]
-    assert "2 cells finished of 2 planned" in text
+    assert "2 cells finished of 2 planned" in text and "- 2 cells, " in text
     summary = json.loads((tmp_path / "results.json").read_text())
     assert [r["model"] for r in summary["rows"]] == ["embbert"]  # int8 rows and plots only
     assert summary["float_only_rows"][0]["float"]["mean"] == 85.0
