@@ -18,8 +18,11 @@ Models: `embbert` is fine-tuned from the shipped pretrained backbone (3 seeds). 
 (`bert_2mb`, `nanobert`, `embedder`, `embedder_conv`) have no pretrained backbone here (pretraining
 one took 1.2 h on this machine), so they are trained from random initialisation, 1 seed;
 `embbert_scratch` (EmbBERT from random initialisation, 1 seed) gives the equal-protocol comparison.
-`bert_2mb` has a 2,048-token vocabulary (its preset): its WordPiece tokenizer is trained with the
-shipped tokenizer's recipe (same corpus and task train texts) into --tokenizers_dir if missing.
+`mamba` (the paper's MAMBA baseline, preset `mamba_2mb`, random init, 1 seed) is float only: its
+cells run the float stage alone, with no QAT, int8 or TFLM stage (bench/float_only.py).
+`bert_2mb` and `mamba` have a 2,048-token vocabulary (their presets): one WordPiece tokenizer,
+trained with the shipped tokenizer's recipe (same corpus and task train texts) into
+--tokenizers_dir if missing.
 
 Sequence length per task (and tokenizer): the --seq_len_percentile of the token lengths of the
 task's whole official train split ([CLS]/[SEP] included), rounded up to a multiple of 16 and capped
@@ -55,8 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from bench import float_only  # noqa: E402
 from bench.common import machine, markdown_table, write_json  # noqa: E402
-from keras_models.presets import PRESETS  # noqa: E402
+from keras_models.presets import PRESETS, is_float_only  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import TASKS  # noqa: E402
 from tflm_embbert.quantize.settings import QAT_FIT  # noqa: E402
@@ -71,6 +75,7 @@ class ModelSpec:
     preset: str | None  # None: not a neural preset (the classical reference)
     pretrained: bool  # True: fine-tuned from the shipped backbone; False: random init
     kind: str = "neural"  # "neural" (float -> QAT -> int8 under TFLM) or "classical" (host only)
+    float_only: bool = False  # neural with no QAT / int8 / TFLM path: the float stage alone
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -79,12 +84,18 @@ MODELS: dict[str, ModelSpec] = {
     "nanobert": ModelSpec("nanobert", "nanobert", False),
     "embedder": ModelSpec("embedder", "embedder", False),
     "embedder_conv": ModelSpec("embedder_conv", "embedder_conv", False),
+    # The paper's MAMBA baseline: a selective scan, float only (no int8 / TFLM path).
+    "mamba": ModelSpec("mamba", "mamba_2mb", False, float_only=True),
     "embbert_scratch": ModelSpec("embbert_scratch", "embbert", False),
     # The classical reference (bench/tfidf_baseline.py): TF-IDF word 1-2 grams + logistic
     # regression (Ridge for STS-B), scikit-learn on the host; no int8 or TFLM path.
     "tfidf_lr": ModelSpec("tfidf_lr", None, False, kind="classical"),
 }
-assert all(spec.preset in PRESETS for spec in MODELS.values() if spec.kind == "neural")
+assert all(
+    spec.preset in PRESETS and spec.float_only == is_float_only(spec.preset)
+    for spec in MODELS.values()
+    if spec.kind == "neural"
+)
 
 # WNLI is left out by default: 635 train examples, and the paper scored it as 1 - accuracy.
 DEFAULT_TASKS = [name for name in TASKS if name != "wnli"]
@@ -406,10 +417,20 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
         )
     seq_len = settings._seq_lens[key]
     epochs = settings.epochs_for(cell.task)
+    stages = Stages(
+        float_fit=FitSettings(epochs=epochs),
+        qat_fit=replace(
+            QAT_FIT, epochs=settings.qat_epochs, learning_rate=settings.qat_learning_rate
+        ),
+        int8=Int8Settings(),
+    )
+    if spec.float_only:
+        stages = Stages(float_fit=FitSettings(epochs=epochs))
     print(
         f"{cell.id}: {spec.preset}, "
         f"{'shipped backbone' if spec.pretrained else 'random init'}, L {seq_len}, "
-        f"up to {epochs} float + {settings.qat_epochs} QAT epochs, "
+        f"up to {epochs} float + {0 if spec.float_only else settings.qat_epochs} QAT epochs"
+        f"{' (' + float_only.NOTE + ')' if spec.float_only else ''}, "
         f"{len(task.train)} train / {len(task.validation)} validation / {len(task.test)} test",
         flush=True,
     )
@@ -420,23 +441,14 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
         tokenizer,
         config,
         folder,
-        Stages(
-            float_fit=FitSettings(epochs=epochs),
-            qat_fit=replace(
-                QAT_FIT, epochs=settings.qat_epochs, learning_rate=settings.qat_learning_rate
-            ),
-            int8=Int8Settings(),
-        ).with_seed(cell.seed),
+        stages.with_seed(cell.seed),
         backbone_dir=settings.backbone if spec.pretrained else None,
         seq_len=seq_len,
         verbose=2,
         resume=True,
     )
     results["pipeline_wall_seconds"] = results.pop("wall_seconds")
-    tflite = (folder / "model_int8.tflite").read_bytes()
-    timed, _ = encode(tokenizer, task.test[: settings.invoke_examples], seq_len)
-    memory = results["int8_tflm"]["memory"]
-    return {
+    recorded = {
         "preset": spec.preset,
         "init": "shipped pretrained backbone" if spec.pretrained else "random init, no pretraining",
         "quick": settings.quick,
@@ -451,12 +463,24 @@ def compute_cell(cell: Cell, settings: Settings) -> dict:
             "cap": settings.max_seq_len,
             "of": "token lengths of the whole official train split, rounded up to 16",
         },
-        "settings": {
-            "epochs": epochs,
-            "qat_epochs": settings.qat_epochs,
-            "qat_learning_rate": settings.qat_learning_rate,
-        },
+        "settings": {"epochs": epochs},
         **results,
+    }
+    if spec.float_only:
+        return {
+            **recorded,
+            **float_only.cell_fields(config, task.num_labels),
+            "models_dir": _relative(folder),
+            "machine": machine(),
+        }
+    recorded["settings"].update(
+        qat_epochs=settings.qat_epochs, qat_learning_rate=settings.qat_learning_rate
+    )
+    tflite = (folder / "model_int8.tflite").read_bytes()
+    timed, _ = encode(tokenizer, task.test[: settings.invoke_examples], seq_len)
+    memory = results["int8_tflm"]["memory"]
+    return {
+        **recorded,
         "flash_bytes": memory["flash_tflite_bytes"],
         "arena_bytes": memory["ram_arena_bytes"],
         "macs": count_macs(tflite),
@@ -665,10 +689,12 @@ def write_report(out: Path, planned: int | None = None) -> str:
     from bench.plots import write_plots
 
     every_cell, failed = load_cells(out)
-    cells = [c for c in every_cell if not is_classical(c)]
+    cells = [c for c in every_cell if not is_classical(c) and not float_only.is_float_only(c)]
     classical = [c for c in every_cell if is_classical(c)]
+    float_cells = [c for c in every_cell if float_only.is_float_only(c)]
     rows = summarize(cells)
     classical_rows = summarize_classical(classical)
+    float_rows = float_only.summarize(float_cells, group_cells(float_cells), score)
     invocations = _read_invocations(out)
     compute_s = sum(c["wall_seconds"] for c in every_cell)
     elapsed_s = sum(i["elapsed_seconds"] for i in invocations)
@@ -680,7 +706,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         planned = max(others, default=0) + max(alone, default=0)
     pct = _uniform(cells, lambda c: f"{c['seq_len_rule']['percentile']:g}")
     cap = _uniform(cells, lambda c: c["seq_len_rule"]["cap"])
-    epochs = _epochs_text(cells)
+    epochs = _epochs_text(cells + float_cells)
     qat_epochs = _uniform(cells, lambda c: c["settings"]["qat_epochs"])
     quick = any(c.get("quick") for c in cells)
 
@@ -703,9 +729,13 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "host TFLM ms",
     ]
     table = []
-    for row in sorted(rows + classical_rows, key=_row_order):
+    for row in sorted(rows + classical_rows + float_rows, key=_row_order):
         if is_classical(row):
             table.append(_classical_table_row(row, len(header)))
+            continue
+        if float_only.is_float_only(row):
+            label = _task_label(row)
+            table.append(float_only.main_table_row(row, len(header), label, _mean_std))
             continue
         paper = PAPER_EMBBERT.get(row["task"])
         paper_text = "-"
@@ -741,26 +771,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
     versus_lines = versus(rows, classical_rows)
     per_task_header, per_task = embbert_per_task(rows, classical_rows)
     classical_header, classical_table = classical_section(rows, classical_rows)
-    every = [
-        _classical_cell_row(c)
-        if is_classical(c)
-        else [c["task"], f"`{c['model']}`", c["seed"], c["seq_len"]]
-        + [f"{score(c, stage):.2f}" for stage, _ in STAGES]
-        + [
-            f"{c['float']['best_epoch']}/{c['float']['epochs_run']}",
-            f"{100 * c['int8_tflm']['agreement']['float']:.1f}"
-            if c["int8_tflm"]["agreement"]
-            else "-",
-            _graph_text(c),
-            f"{c['flash_bytes']:,}",
-            f"{c['arena_bytes']:,}",
-            f"{c['macs']['total']:,}",
-            f"{c['invoke_ms']:.1f}",
-            f"{c['wall_seconds']:.0f}",
-            _code_text(c),
-        ]
-        for c in sorted(every_cell, key=_table_order)
-    ]
+    float_header, float_table = float_only.section(float_rows, rows, _task_label, _mean_std)
     every_header = [
         "task",
         "model",
@@ -778,6 +789,28 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "host TFLM ms",
         "wall s",
         "code (date)",
+    ]
+    every = [
+        _classical_cell_row(c)
+        if is_classical(c)
+        else float_only.every_cell_row(c, len(every_header), _code_text(c))
+        if float_only.is_float_only(c)
+        else [c["task"], f"`{c['model']}`", c["seed"], c["seq_len"]]
+        + [f"{score(c, stage):.2f}" for stage, _ in STAGES]
+        + [
+            f"{c['float']['best_epoch']}/{c['float']['epochs_run']}",
+            f"{100 * c['int8_tflm']['agreement']['float']:.1f}"
+            if c["int8_tflm"]["agreement"]
+            else "-",
+            _graph_text(c),
+            f"{c['flash_bytes']:,}",
+            f"{c['arena_bytes']:,}",
+            f"{c['macs']['total']:,}",
+            f"{c['invoke_ms']:.1f}",
+            f"{c['wall_seconds']:.0f}",
+            _code_text(c),
+        ]
+        for c in sorted(every_cell, key=_table_order)
     ]
     status = f"{len(every_cell)} cells finished" + (f" of {planned} planned" if planned else "")
     if failed:
@@ -797,7 +830,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         f"Command: `{command}` (resumable; {status}). Every int8 figure is the full-integer "
         "model run example by example under the `tflite_micro` runtime on the whole test split "
         "(GLUE: dev). Metric x100: accuracy, Matthews correlation (CoLA), positive-class F1 "
-        f"(MRPC), Spearman (STS-B). Fine-tuning: {_recipe_text(cells)}, up to "
+        f"(MRPC), Spearman (STS-B). Fine-tuning: {_recipe_text(cells + float_cells)}, up to "
         f"{epochs} float epochs, early stop after 3 epochs without gain, "
         f"best epoch on a seeded 10% validation slice of train; QAT up to {qat_epochs} epochs "
         "(lr 2e-5) from the float model, best validation epoch; test scored once.\n\n"
@@ -819,6 +852,12 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "on the same validation slice, test scored once. It runs in float64 on the host and has "
         "no int8 or TFLM path: its metric is in the float column, its memory is not measured, "
         "and it reads whole texts (the neural models are cut to L tokens).\n"
+        "- `mamba` is the paper's MAMBA baseline (preset `mamba_2mb`: d 64, 5 Mamba blocks, "
+        "expand 1, d_state 6, d_conv 4; the 2,048-token vocabulary of `bert_2mb`), trained from "
+        f"random init. It is **{float_only.NOTE}**: its selective scan is not converted to int8 "
+        "or run under TFLM, so only its float Keras metric is measured (the paper reports it in "
+        "float too); its memory is its float32 weight bytes (section below), not a measured "
+        "flash + arena.\n"
         "- AG News: the 10k-example train subset (`train_subset_alps10k.tsv`); the paper used all "
         "120k. Test: the official 7,600.\n"
         "- Paper columns: the paper's EmbBERT figures (float / 8-bit) from its code's result "
@@ -853,6 +892,11 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "seeds) and the best neural model's int8 metric; the regularisation chosen on the "
         "validation slice and the validation metric it gave.\n\n"
         + markdown_table(classical_header, classical_table)
+        + f"\n## Float-only models ({float_only.NOTE})\n\n"
+        "Their float Keras test metric, size (classifier with its task head) and mean float "
+        "epoch time, beside `embbert`'s int8 TFLM and float Keras metrics (mean over its "
+        "seeds).\n\n"
+        + (markdown_table(float_header, float_table) if float_table else "- no cells yet\n")
         + "\n## Where int8 under TFLM loses more than 0.5 pp (against float or QAT Keras)\n\n"
         + "\n".join(loss_lines)
         + "\n\n## `embbert` against each other model (int8 TFLM metric, flash + arena)\n\n"
@@ -860,7 +904,7 @@ def write_report(out: Path, planned: int | None = None) -> str:
         "its memory (.tflite + arena bytes) minus the other's. `embbert` wins at equal memory "
         'only where it scores higher **and** needs no more memory; "better, needs more memory" '
         "is a trade.\n\n" + "\n".join(versus_lines) + "\n\n## Compute\n\n"
-        f"- {len(cells)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
+        f"- {len(every_cell)} cells, {compute_s / 3600:.2f} h of cell wall time (sum); "
         f"{elapsed_s / 3600:.2f} h elapsed over {len(invocations)} invocation(s) "
         f"({elapsed_s / 60:.1f} min), machine: {machine()['cpu_count']} CPU cores. Times "
         "are wall times on a machine that may be shared (load average: 1, 5, 15 min).\n"
@@ -888,11 +932,16 @@ def write_report(out: Path, planned: int | None = None) -> str:
             "paper_embbert_float_8bit": {k: v[:2] for k, v in PAPER_EMBBERT.items()},
             "rows": rows,
             "classical_rows": classical_rows,
+            "float_only_rows": float_rows,
         },
     )
     if rows:
         write_plots(rows, out, references={r["task"]: r["test"]["mean"] for r in classical_rows})
     return text
+
+
+def _task_label(row: dict) -> str:
+    return f"{row['task']} ({METRIC_LABEL[row['metric']]}, {row['test_split']})"
 
 
 def _kib(row: dict) -> str:

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from keras_models import layers
 from keras_models.backend import keras
+from keras_models.mamba import MambaMixer
 from keras_models.presets import BACKBONE_CONFIG_FILE, BackboneConfig, read_backbone_config
 
+MAMBA_NORM_EPSILON = 1e-5  # the Mamba paper's RMSNorm epsilon
 TASK_HEAD_LAYERS = ("classifier_head", "mlm", "nsp")  # not part of the backbone
 
 
@@ -46,8 +48,23 @@ def _bert_layer(config: BackboneConfig, i: int, x, padding_mask):
     return encoder((x, padding_mask))
 
 
+def _mamba_layer(config: BackboneConfig, i: int, x, padding_mask):
+    """Pre-norm residual block. Causal: with right padding no real position sees a pad, and
+    RMS pooling skips the pads."""
+    del padding_mask
+    normed = layers.RMSNorm(MAMBA_NORM_EPSILON, name=f"norm_{i}")(x)
+    mixer = MambaMixer(
+        config.hidden_dim,
+        config.state_dim,
+        config.kernel_size,
+        config.expansion,
+        name=f"mamba_{i}",
+    )
+    return keras.layers.Add(name=f"residual_{i}")([x, mixer(normed)])
+
+
 # arch -> one layer of its stack, applied num_layers times (the embedders have no stack)
-_LAYER_STACKS = {"embbert": _embbert_layer, "bert": _bert_layer}
+_LAYER_STACKS = {"embbert": _embbert_layer, "bert": _bert_layer, "mamba": _mamba_layer}
 
 
 def _encode(config: BackboneConfig, token_ids, segment_ids):
@@ -63,6 +80,8 @@ def _encode(config: BackboneConfig, token_ids, segment_ids):
     if config.arch in _LAYER_STACKS:
         for i in range(config.num_layers):
             x = _LAYER_STACKS[config.arch](config, i, x, padding_mask)
+        if config.arch == "mamba":
+            x = layers.RMSNorm(MAMBA_NORM_EPSILON, name="final_norm")(x)
     elif config.kernel_size:  # embedder + conv
         x = layers.CausalDepthwiseConv(config.kernel_size, name="embedder_conv")(x)
     return x, padding_mask

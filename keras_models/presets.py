@@ -11,13 +11,16 @@ from pathlib import Path
 #: The file beside backbone.keras that holds its BackboneConfig.
 BACKBONE_CONFIG_FILE = "backbone_config.json"
 
+ARCHS = ("embbert", "bert", "embedder", "mamba")
+
 
 @dataclass(frozen=True)
 class BackboneConfig:
     """Architecture of a backbone.
 
-    arch: "embbert" (RMSNorm + EmbBERT blocks), "bert" (post-LN Transformer layers) or
-    "embedder" (embeddings only, optionally a causal depthwise conv).
+    arch: "embbert" (RMSNorm + EmbBERT blocks), "bert" (post-LN Transformer layers),
+    "embedder" (embeddings only, optionally a causal depthwise conv) or "mamba" (pre-norm residual
+    Mamba blocks, keras_models/mamba.py; float only).
     """
 
     arch: str = "embbert"
@@ -26,25 +29,35 @@ class BackboneConfig:
     embedding_dim: int | None = 16  # r_d of the Nano Embedder; None = plain (unfactorised) tables
     max_sequence_length: int = 256
     num_layers: int = 4
-    kernel_size: int = 32  # embbert: conv branch kernel; embedder: 0 = no conv
-    expansion: int = 1  # embbert: conv-branch channels = hidden_dim * expansion
+    kernel_size: int = 32  # embbert: conv branch kernel; embedder: 0 = no conv; mamba: d_conv
+    expansion: int = 1  # embbert: conv-branch channels = hidden_dim * expansion; mamba: expand
     num_heads: int = 1  # bert only
     intermediate_dim: int = 0  # bert only: feed-forward width
     dropout: float = 0.1
     pooling: str = "first"  # classifier input: "first" ([CLS]) or "rms" (RMS pooling)
+    state_dim: int = 0  # mamba only: d_state, the SSM state size per channel
 
     def __post_init__(self):
-        if self.arch not in ("embbert", "bert", "embedder"):
-            raise ValueError(f"arch: expected embbert, bert or embedder, got {self.arch!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch: expected one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.pooling not in ("first", "rms"):
             raise ValueError(f"pooling: expected first or rms, got {self.pooling!r}")
         if self.arch == "bert" and self.hidden_dim % self.num_heads:
             raise ValueError(
                 f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}"
             )
+        if self.arch == "mamba" and (self.state_dim < 1 or self.kernel_size < 1):
+            raise ValueError(
+                f"mamba: expected state_dim >= 1 and kernel_size (d_conv) >= 1, got "
+                f"{self.state_dim} and {self.kernel_size}"
+            )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if self.arch != "mamba":
+            # Other archs ignore state_dim: their records stay as they were before it existed.
+            del values["state_dim"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> BackboneConfig:
@@ -94,7 +107,33 @@ PRESETS: dict[str, dict] = {
         "params": 297_216,
         "config": _EMBEDDER.replace(kernel_size=16),
     },
+    # The reference's MAMBA (models_config.py of its code): plain token/position/segment tables
+    # (d wide, as BERT's), 5 blocks x + Mamba(RMSNorm(x)), then a final RMSNorm (as in the Mamba
+    # paper) and RMS pooling. 147,648 embeddings + 5 x 14,464 blocks + 64 final norm.
+    "mamba_2mb": {
+        "description": "MAMBA baseline under 2 MB: d 64, 5 Mamba blocks (expand 1, d_state 6, "
+        "d_conv 4, dt_rank 4), RMS pooling; float only (no int8 / TFLM path).",
+        "params": 220_032,
+        "float_only": True,
+        "config": BackboneConfig(
+            arch="mamba",
+            vocabulary_size=2048,
+            hidden_dim=64,
+            embedding_dim=None,
+            num_layers=5,
+            kernel_size=4,
+            expansion=1,
+            state_dim=6,
+            dropout=0.0,  # the Mamba block has no dropout
+            pooling="rms",
+        ),
+    },
 }
+
+
+def is_float_only(preset: str) -> bool:
+    """True for presets with no QAT / int8 / TFLM path (their layers have no int8 form)."""
+    return PRESETS[preset].get("float_only", False)
 
 
 def get_config(preset: str, **overrides) -> BackboneConfig:

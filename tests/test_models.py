@@ -27,6 +27,10 @@ REFERENCE_COUNTS = {
     "nanobert": 269_898,
     "embedder": 291_776,
     "embedder_conv": 297_216,
+    # plain tables 2048*64 + 256*64 + 3*64 = 147,648; per block: RMSNorm 64, W_in 64*128,
+    # conv 64*4 + 64, W_x 64*(4 + 2*6), W_dt 4*64 + b_dt 64, A_log 64*6, D 64, W_out 64*64
+    # = 14,464; then the final RMSNorm 64.
+    "mamba_2mb": 147_648 + 5 * 14_464 + 64,
 }
 
 

@@ -319,3 +319,78 @@ def test_classical_cell_fits_on_train_and_chooses_on_validation(monkeypatch, tmp
     assert result["kind"] == "classical" and result["float"]["test"]["accuracy"] == 1.0
     assert result["examples"] == [16, 6, 8]
     assert result["classical"]["parameter"] == "C"
+
+
+def _fake_float_only(cell, float_score=0.85):
+    return {
+        "metric": "accuracy",
+        "test_split": "test",
+        "init": "random init, no pretraining",
+        "quick": False,
+        "seq_len": 48,
+        "seq_len_rule": {"percentile": 99.0, "cap": 256},
+        "settings": {"epochs": 10},
+        "float": {"test": {"accuracy": float_score}, "best_epoch": 4, "epochs_run": 7,
+                  "train_seconds": 700.0},
+        "float_only": True,
+        "params": 220_487,
+        "float_weight_bytes": 881_948,
+        "machine": {"date": "2026-12-06", "code": "0123456789ab"},
+    }  # fmt: skip
+
+
+def test_float_only_model_is_in_the_tables_with_no_int8_figures(tmp_path):
+    assert pb.MODELS["mamba"].float_only and pb.MODELS["mamba"].preset == "mamba_2mb"
+    plan = pb.plan_cells(["snips"], ["embbert", "mamba"], [0], [0])
+
+    def compute(cell):
+        if pb.MODELS[cell.model].float_only:
+            return _fake_float_only(cell)
+        return _fake_result(cell, float_score=0.93, int8_score=0.92)
+
+    pb.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    text = pb.write_report(tmp_path, planned=len(plan))
+    lines = text.splitlines()
+    main = [x for x in lines if x.startswith("| snips (acc, test) | `mamba` | scratch | 1 | 48 |")]
+    assert len(main) == 1 and "| 85.00 | - | float only, no TFLM path | - |" in main[0]
+    # The float-only section: its size and epoch time, embbert's int8 and float against it.
+    section = [x for x in lines if x.startswith("| snips (acc, test) | `mamba` | 1 | 48 | 85.00 |")]
+    assert len(section) == 1
+    assert "| 220,487 | 881,948 | 100 | 92.00 (+7.00) | 93.00 (+8.00) |" in section[0]
+    every = [x for x in lines if x.startswith("| snips | `mamba` | 0 | 48 | 85.00 | - |")]
+    assert len(every) == 1 and "| 4/7 |" in every[0]
+    assert "2 cells finished of 2 planned" in text and "- 2 cells, " in text
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert [r["model"] for r in summary["rows"]] == ["embbert"]  # int8 rows and plots only
+    assert summary["float_only_rows"][0]["float"]["mean"] == 85.0
+
+
+def test_mamba_cell_runs_float_only_on_a_tiny_slice(monkeypatch, tmp_path, tiny_tokenizer_dir):
+    import keras_models.presets as presets
+    import tflm_embbert.data.datasets as datasets
+    from keras_models.models import build_classifier
+    from tests.conftest import tiny_config
+
+    def split(n):
+        words = ["fox jumps over the dog", "wizards play music loudly", "the lazy judges box"]
+        return [Example(words[i % 3], None, int(i % 3 == 0)) for i in range(n)]
+
+    task = TaskData("snips", split(24), split(6), split(6), ["n", "p"], "accuracy", "test")
+    tiny = tiny_config(
+        arch="mamba", hidden_dim=8, embedding_dim=None, num_layers=1, state_dim=2, pooling="rms"
+    )
+    monkeypatch.setattr(datasets, "load_task", lambda name, data_dir, seed: task)
+    monkeypatch.setattr(presets, "get_config", lambda preset: tiny)
+    monkeypatch.setattr(pb, "tokenizer_dir_for", lambda settings, size: tiny_tokenizer_dir)
+    settings = pb.Settings(
+        tmp_path, tmp_path, tmp_path, tmp_path / "models", 1, {}, 2, 1e-5, 99.0, 32, 2, False
+    )
+    cell = pb.Cell("snips", "mamba", 0)
+    result = pb.compute_cell(cell, settings)
+    assert result["float_only"] and "qat" not in result and "int8_tflm" not in result
+    assert 0.0 <= result["float"]["test"]["accuracy"] <= 1.0
+    assert result["params"] == build_classifier(tiny, 2).count_params()
+    assert result["float_weight_bytes"] == 4 * result["params"]
+    assert result["settings"] == {"epochs": 1}
+    folder = tmp_path / "models" / cell.id
+    assert (folder / "model.keras").is_file() and not (folder / "model_int8.tflite").exists()

@@ -233,6 +233,16 @@ def test_train_command_checks_seq_len_first(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_train_command_refuses_int8_for_a_float_only_preset(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tflm_embbert.train", "--out", str(tmp_path / "x"), "--task",
+         "snips", "--from_scratch", "--preset", "mamba_2mb", "--qat_epochs", "1", "--int8"],
+        env=subprocess_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and not (tmp_path / "x").exists()
+    assert "--preset mamba_2mb is float only (no int8 / TFLM path)" in done.stderr
+
+
 def test_train_command_starts_from_a_float_model(tmp_path, tiny_tokenizer_dir):
     """--float_model skips float training: same float scores, then int8 under TFLM."""
     task = _task(160)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from keras_models.presets import PRESETS, get_config, read_backbone_config
+from keras_models.presets import PRESETS, get_config, is_float_only, read_backbone_config
 from tflm_embbert import run_record, stage_flags
 from tflm_embbert.common import cli_help, paths
 from tflm_embbert.data import flags as data_flags
@@ -82,6 +82,11 @@ def main(argv):
         check_seq_len(f.seq_len, _max_positions(f), "--seq_len")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    if f.from_scratch and is_float_only(f.preset) and (f.qat_epochs > 0 or f.int8 or f.ptq):
+        raise app.UsageError(
+            f"--preset {f.preset} is float only (no int8 / TFLM path): drop --qat_epochs, "
+            "--int8 and --ptq"
+        )
     task = load_data(f)
     backbone = None if f.from_scratch else f.backbone
     if f.float_model and not Path(f.float_model).is_file():
