@@ -90,6 +90,19 @@ def write_results(out: Path, cells: list[dict], intro: str, sections: list[tuple
     print(text)
 
 
+def group_identity(task: str, model: str, group: list[dict]) -> dict:
+    """What every summary row of a (task, model) group of benchmark cells starts with."""
+    return {
+        "task": task,
+        "model": model,
+        "metric": group[0]["metric"],
+        "test_split": group[0]["test_split"],
+        "init": group[0]["init"],
+        "seeds": [c["seed"] for c in group],
+        "seq_len": sorted({c["seq_len"] for c in group}),
+    }
+
+
 def read_cells(folder: Path) -> list[dict]:
     """Every result cell (*.json) in `folder`, by file name."""
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bench.common import group_identity
+
 NOTE = "float only, no TFLM path"
 
 
@@ -37,14 +39,8 @@ def summarize(cells: list[dict], groups: dict, score: Callable) -> list[dict]:
         values = [score(c, "float") for c in group]
         rows.append(
             {
-                "task": task,
-                "model": model,
+                **group_identity(task, model, group),
                 "float_only": True,
-                "metric": group[0]["metric"],
-                "test_split": group[0]["test_split"],
-                "init": group[0]["init"],
-                "seeds": [c["seed"] for c in group],
-                "seq_len": sorted({c["seq_len"] for c in group}),
                 "float": {
                     "values": [round(v, 4) for v in values],
                     "mean": round(float(np.mean(values)), 4),

@@ -59,7 +59,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench import float_only  # noqa: E402
-from bench.common import machine, markdown_table, write_json  # noqa: E402
+from bench.common import group_identity, machine, markdown_table, write_json  # noqa: E402
 from keras_models.presets import PRESETS, is_float_only  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
 from tflm_embbert.data.datasets import TASKS  # noqa: E402
@@ -613,15 +613,7 @@ def summarize(cells: list[dict]) -> list[dict]:
     """One JSON row per (task, model): mean/std of each stage, memory, MACs, invoke time."""
     rows = []
     for (task, model), group in group_cells(cells).items():
-        row = {
-            "task": task,
-            "model": model,
-            "metric": group[0]["metric"],
-            "test_split": group[0]["test_split"],
-            "init": group[0]["init"],
-            "seeds": [c["seed"] for c in group],
-            "seq_len": sorted({c["seq_len"] for c in group}),
-        }
+        row = group_identity(task, model, group)
         for stage, _ in STAGES:
             values = [v for v in (score(c, stage) for c in group) if v is not None]
             row[stage] = {

@@ -27,6 +27,24 @@ def mask_scores(scores, keep):
     return scores * keep + (1.0 - keep) * floor
 
 
+class ArgumentsLayer(keras.layers.Layer):
+    """A layer whose `get_config` is exactly its constructor arguments: `__init__` calls
+    `self.keep_arguments(locals())` first, which sets each argument as an attribute."""
+
+    def keep_arguments(self, arguments: dict) -> None:
+        """`arguments`: the constructor's locals() before anything else is assigned (self,
+        **kwargs and __class__ are left out: Keras' own arguments reach get_config through
+        super())."""
+        names = [n for n in arguments if n not in ("self", "kwargs", "__class__")]
+        for name in names:
+            setattr(self, name, arguments[name])
+        self._argument_names = tuple(names)
+
+    def get_config(self):
+        names = self._argument_names
+        return {**super().get_config(), **{name: getattr(self, name) for name in names}}
+
+
 @register
 class PaddingMask(keras.layers.Layer):
     """float mask (batch, length): 1.0 where token_ids != pad_id."""
@@ -46,7 +64,7 @@ class PaddingMask(keras.layers.Layer):
 
 
 @register
-class NanoEmbedder(keras.layers.Layer):
+class NanoEmbedder(ArgumentsLayer):
     """Factorised token + position embeddings and a segment embedding.
 
     x = tok_up(E_tok[ids]) + pos_up(E_pos[0..L-1]) + E_seg[segments]. With `embedding_dim=None`
@@ -63,11 +81,7 @@ class NanoEmbedder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocabulary_size = vocabulary_size
-        self.hidden_dim = hidden_dim
-        self.embedding_dim = embedding_dim
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
+        self.keep_arguments(locals())
         width = embedding_dim or hidden_dim
         self.token_embedding = keras.layers.Embedding(
             vocabulary_size, width, name="token_embedding"
@@ -108,16 +122,6 @@ class NanoEmbedder(keras.layers.Layer):
             positions = self.position_projection(positions)
         return tokens + positions[tf.newaxis] + self.segment_embedding(segment_ids)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "vocabulary_size": self.vocabulary_size,
-            "hidden_dim": self.hidden_dim,
-            "embedding_dim": self.embedding_dim,
-            "max_sequence_length": self.max_sequence_length,
-            "num_segments": self.num_segments,
-        }
-
 
 @register
 class RMSNorm(keras.layers.Layer):
@@ -142,7 +146,7 @@ class RMSNorm(keras.layers.Layer):
 
 
 @register
-class EfficientAttention(keras.layers.Layer):
+class EfficientAttention(ArgumentsLayer):
     """One-head attention whose keys and values are the input itself (K = V = x).
 
     Q = x Wq + bq; A = softmax(Q x^T / sqrt(d) + mask); out = (A x) Wo + bo.
@@ -150,8 +154,7 @@ class EfficientAttention(keras.layers.Layer):
 
     def __init__(self, hidden_dim: int, dropout: float = 0.1, **kwargs):
         super().__init__(**kwargs)
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
+        self.keep_arguments(locals())
         self.query_dense = keras.layers.Dense(hidden_dim, name="query")
         self.output_dense = keras.layers.Dense(hidden_dim, name="output")
         self.attention_dropout = keras.layers.Dropout(dropout)
@@ -171,21 +174,16 @@ class EfficientAttention(keras.layers.Layer):
         weights = self.attention_dropout(weights, training=training)
         return self.output_dense(tf.matmul(weights, x))
 
-    def get_config(self):
-        return {**super().get_config(), "hidden_dim": self.hidden_dim, "dropout": self.dropout}
-
 
 @register
-class CausalDepthwiseConv(keras.layers.Layer):
+class CausalDepthwiseConv(ArgumentsLayer):
     """Depthwise Conv1D over the sequence, left-padded by k-1 so position i sees i-k+1..i."""
 
     def __init__(
         self, kernel_size: int, depth_multiplier: int = 1, activation: str | None = None, **kwargs
     ):
         super().__init__(**kwargs)
-        self.kernel_size = kernel_size
-        self.depth_multiplier = depth_multiplier
-        self.activation = activation
+        self.keep_arguments(locals())
         self.conv = keras.layers.DepthwiseConv1D(
             kernel_size, depth_multiplier=depth_multiplier, padding="valid", name="depthwise"
         )
@@ -203,24 +201,14 @@ class CausalDepthwiseConv(keras.layers.Layer):
             y = keras.activations.get(self.activation)(y)
         return y
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_size": self.kernel_size,
-            "depth_multiplier": self.depth_multiplier,
-            "activation": self.activation,
-        }
-
 
 @register
-class CausalConvBranch(keras.layers.Layer):
+class CausalConvBranch(ArgumentsLayer):
     """Causal depthwise conv over d*e channels, SiLU, then a Dense contracting back to d."""
 
     def __init__(self, hidden_dim: int, kernel_size: int, expansion: int = 1, **kwargs):
         super().__init__(**kwargs)
-        self.hidden_dim = hidden_dim
-        self.kernel_size = kernel_size
-        self.expansion = expansion
+        self.keep_arguments(locals())
         self.conv = CausalDepthwiseConv(
             kernel_size, depth_multiplier=expansion, activation="silu", name="causal_conv"
         )
@@ -234,17 +222,9 @@ class CausalConvBranch(keras.layers.Layer):
     def call(self, x):
         return self.contract(self.conv(x))
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "kernel_size": self.kernel_size,
-            "expansion": self.expansion,
-        }
-
 
 @register
-class WeightedDifference(keras.layers.Layer):
+class WeightedDifference(ArgumentsLayer):
     """exp(<lq1, lk1>) * a - exp(<lq2, lk2>) * b with four learned d-vectors, N(0, init_std^2).
 
     folded=True: a - b, no weights; the two factors already live in the layers that made a and b
@@ -253,8 +233,7 @@ class WeightedDifference(keras.layers.Layer):
 
     def __init__(self, init_std: float = 0.1, folded: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.init_std = init_std
-        self.folded = folded
+        self.keep_arguments(locals())
 
     def build(self, input_shape):
         if self.folded:
@@ -287,12 +266,9 @@ class WeightedDifference(keras.layers.Layer):
         lambda1, lambda2 = self.lambdas()
         return lambda1 * first - lambda2 * second
 
-    def get_config(self):
-        return {**super().get_config(), "init_std": self.init_std, "folded": self.folded}
-
 
 @register
-class EmbBERTBlock(keras.layers.Layer):
+class EmbBERTBlock(ArgumentsLayer):
     """lambda1 * EfficientAttention(x) - lambda2 * CausalConvBranch(x); x is the normed input.
 
     folded=True: the export form, where lambda1 and lambda2 already live in Wo/bo and Wc/bc
@@ -310,12 +286,7 @@ class EmbBERTBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.folded = folded
-        self.hidden_dim = hidden_dim
-        self.kernel_size = kernel_size
-        self.expansion = expansion
-        self.dropout = dropout
-        self.lambda_init_std = lambda_init_std
+        self.keep_arguments(locals())
         self.attention = EfficientAttention(hidden_dim, dropout, name="attention")
         self.conv_branch = CausalConvBranch(hidden_dim, kernel_size, expansion, name="conv_branch")
         self.combine = WeightedDifference(lambda_init_std, folded=folded, name="combine")
@@ -333,17 +304,6 @@ class EmbBERTBlock(keras.layers.Layer):
         convolved = self.conv_branch(x)
         return self.combine((attended, convolved))
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "kernel_size": self.kernel_size,
-            "expansion": self.expansion,
-            "dropout": self.dropout,
-            "lambda_init_std": self.lambda_init_std,
-            "folded": self.folded,
-        }
-
 
 class PaddingMaskedAttention(keras.layers.MultiHeadAttention):
     """MultiHeadAttention whose `attention_mask` is a float keep-mask (1 = real key), applied with
@@ -359,7 +319,7 @@ class PaddingMaskedAttention(keras.layers.MultiHeadAttention):
 
 
 @register
-class TransformerEncoderLayer(keras.layers.Layer):
+class TransformerEncoderLayer(ArgumentsLayer):
     """Post-LN BERT layer: LN(x + MHA(x)), then LN(x + FF(x)) with a ReLU feed-forward."""
 
     def __init__(
@@ -372,11 +332,7 @@ class TransformerEncoderLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_dim = hidden_dim
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self.keep_arguments(locals())
         self.self_attention = PaddingMaskedAttention(
             num_heads, hidden_dim // num_heads, dropout=dropout, name="self_attention"
         )
@@ -405,16 +361,6 @@ class TransformerEncoderLayer(keras.layers.Layer):
         ff = self.ff_output(self.intermediate(x))
         return self.ff_norm(x + self.dropout_layer(ff, training=training))
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout": self.dropout,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        }
-
 
 @register
 class FirstToken(keras.layers.Layer):
@@ -425,7 +371,7 @@ class FirstToken(keras.layers.Layer):
 
 
 @register
-class RMSPooling(keras.layers.Layer):
+class RMSPooling(ArgumentsLayer):
     """sqrt(mean over real tokens of x^2) per feature: (batch, length, d) -> (batch, d).
 
     In int8 the square root is total * rsqrt(total) * rsqrt(count) (TFLM's SQRT is float-only),
@@ -438,8 +384,7 @@ class RMSPooling(keras.layers.Layer):
 
     def __init__(self, epsilon: float = 1e-6, max_rsqrt: float = 16.0, **kwargs):
         super().__init__(**kwargs)
-        self.epsilon = epsilon
-        self.max_rsqrt = max_rsqrt
+        self.keep_arguments(locals())
 
     def call(self, inputs):
         x, padding_mask = inputs
@@ -451,9 +396,6 @@ class RMSPooling(keras.layers.Layer):
         # check (it tests the raw int8 value, which is 0 for a count near the middle of its range).
         inverse_root = tf.minimum(tf.math.rsqrt(total), self.max_rsqrt)
         return total * inverse_root * tf.math.rsqrt(count)
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon, "max_rsqrt": self.max_rsqrt}
 
 
 @register

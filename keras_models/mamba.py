@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from keras_models.backend import keras, register, tf
-from keras_models.layers import CausalDepthwiseConv
+from keras_models.layers import ArgumentsLayer, CausalDepthwiseConv
 
 
 def selective_scan(decay, drive, chunk: int = 16):
@@ -80,7 +80,7 @@ def dt_rank_for(hidden_dim: int, dt_rank: int | None) -> int:
 
 
 @register
-class MambaMixer(keras.layers.Layer):
+class MambaMixer(ArgumentsLayer):
     """The Mamba block's mixer (see the module docstring): (batch, length, d) -> same shape.
 
     Initialisation as in the paper: A_log = log(1..d_state) per channel (S4D-real), D = 1,
@@ -102,15 +102,7 @@ class MambaMixer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_dim = hidden_dim
-        self.state_dim = state_dim
-        self.conv_kernel = conv_kernel
-        self.expansion = expansion
-        self.dt_rank = dt_rank
-        self.dt_min = dt_min
-        self.dt_max = dt_max
-        self.dt_floor = dt_floor
-        self.scan_chunk = scan_chunk
+        self.keep_arguments(locals())
         self.inner_dim = hidden_dim * expansion
         self.rank = dt_rank_for(hidden_dim, dt_rank)
         self.in_projection = keras.layers.Dense(
@@ -173,17 +165,3 @@ class MambaMixer(keras.layers.Layer):
         states = selective_scan(decay, drive, self.scan_chunk)
         y = tf.einsum("blin,bln->bli", states, c) + u * self.skip
         return self.out_projection(y * (z * tf.sigmoid(z)))
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_dim": self.hidden_dim,
-            "state_dim": self.state_dim,
-            "conv_kernel": self.conv_kernel,
-            "expansion": self.expansion,
-            "dt_rank": self.dt_rank,
-            "dt_min": self.dt_min,
-            "dt_max": self.dt_max,
-            "dt_floor": self.dt_floor,
-            "scan_chunk": self.scan_chunk,
-        }
