@@ -14,3 +14,8 @@ from __future__ import annotations
 class UserInputError(ValueError):
     """A bad flag value, file, run folder or model, told in one line: what was given and what
     was expected."""
+
+
+class MissingFileError(UserInputError, FileNotFoundError):
+    """A file or folder the user named (or a task needs) does not exist; still a
+    FileNotFoundError for the code that catches that."""

@@ -106,7 +106,6 @@ def initialise(model: keras.Model, config, source: Path) -> str:
 def pretrain(f) -> dict:
     """One pretraining run as the flag values `f` (pretrain.FLAGS) ask; its summary."""
     out = Path(f.out)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer = Tokenizer.load(f.tokenizer)
     overrides = json.loads(f.config_overrides) if f.config_overrides else {}
     config = get_config(f.preset, **overrides)
@@ -117,8 +116,13 @@ def pretrain(f) -> dict:
             f"--seq_len {f.seq_len} exceeds the preset's max_sequence_length "
             f"{config.max_sequence_length}"
         )
+    if f.init_backbone and not Path(f.init_backbone).is_dir():
+        raise app.UsageError(f"--init_backbone: {f.init_backbone} is not a folder")
     data_dir = Path(f.data_dir) if f.data_dir else paths.shared_data_dir()
     corpus_path = Path(f.corpus) if f.corpus else data_dir / "pretrain_corpus"
+    if not (out / "token_stream.npy").is_file():
+        corpus.corpus_files(corpus_path)  # a missing corpus: one line, before the run folder
+    out.mkdir(parents=True, exist_ok=True)
 
     def build():
         print(f"tokenizing {corpus_path} + task texts {f.task_texts} ...", flush=True)
