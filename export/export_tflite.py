@@ -108,8 +108,6 @@ def _seq_len(model_path: Path, tokenizer, task) -> int:
 
 def settings_from_flags(f=FLAGS):
     """The ExportSettings the flags ask for; app.UsageError (one line) for a bad value."""
-    from export.exporter import ExportSettings
-
     try:
         cpp_sources.check_name(f.name)
         int8 = stage_flags.int8_settings(f)
@@ -117,6 +115,8 @@ def settings_from_flags(f=FLAGS):
         raise app.UsageError(str(error)) from None
     if f.tflm_tree and not Path(f.tflm_tree).is_dir():
         raise app.UsageError(f"--tflm_tree: {f.tflm_tree} is not a folder")
+    from export.exporter import ExportSettings  # TensorFlow: once the flags are checked
+
     library = LibraryOptions(
         name=f.name,
         board=_board(f),

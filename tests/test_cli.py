@@ -87,6 +87,14 @@ CASES = {
         ["-m", "tflm_embbert.data.train_tokenizer", "--out", "out", "--corpus", "nothere"],
         "nothere: corpus file or folder not found",
     ),
+    "pretrain: missing tokenizer": (
+        ["-m", "tflm_embbert.training.pretrain", "--out", "out", "--tokenizer", "nothere"],
+        "nothere/vocab.txt: tokenizer file not found",
+    ),
+    "export: --tflm_tree not a folder": (
+        EXPORT_CMD + FILES + ["--tflm", "tflm_tree", "--tflm_tree", "nothere"],
+        "--tflm_tree: nothere is not a folder",
+    ),
     "pretrain: bad --decay": (
         ["-m", "tflm_embbert.training.pretrain", "--out", "out", "--decay", "fast"],
         "flag --decay=fast: value should be one of",

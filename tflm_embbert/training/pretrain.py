@@ -20,6 +20,7 @@ from absl import flags
 from keras_models.presets import PRESETS
 from tflm_embbert.common import cli, paths
 from tflm_embbert.data import corpus
+from tflm_embbert.data.tokenizer import Tokenizer
 from tflm_embbert.training.settings import DECAYS
 
 FLAGS = flags.FLAGS
@@ -67,9 +68,10 @@ flags.DEFINE_integer("progress", 1, "Keras progress: 1 = bar, 2 = one line per c
 
 def main(argv):
     del argv
+    tokenizer = Tokenizer.load(FLAGS.tokenizer)  # a bad folder: one line, before TensorFlow
     from tflm_embbert.training.pretrain_run import pretrain  # TensorFlow: after the flags
 
-    pretrain(FLAGS)
+    pretrain(FLAGS, tokenizer)
 
 
 def run():

@@ -103,10 +103,11 @@ def initialise(model: keras.Model, config, source: Path) -> str:
     return f"{len(transfer_backbone_weights(source_model, model))} backbone layers"
 
 
-def pretrain(f) -> dict:
-    """One pretraining run as the flag values `f` (pretrain.FLAGS) ask; its summary."""
+def pretrain(f, tokenizer: Tokenizer | None = None) -> dict:
+    """One pretraining run as the flag values `f` (pretrain.FLAGS) ask (with `tokenizer`, the
+    one --tokenizer names, if already loaded); its summary."""
     out = Path(f.out)
-    tokenizer = Tokenizer.load(f.tokenizer)
+    tokenizer = tokenizer or Tokenizer.load(f.tokenizer)
     overrides = json.loads(f.config_overrides) if f.config_overrides else {}
     config = get_config(f.preset, **overrides)
     if config.vocabulary_size != tokenizer.vocab_size:
