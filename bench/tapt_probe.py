@@ -77,7 +77,7 @@ def main(argv):
                 "--steps_per_checkpoint", str(min(500, FLAGS.steps)),
                 "--learning_rate", str(FLAGS.learning_rate), "--decay", "cosine",
                 "--warmup_steps", str(FLAGS.steps // 10), "--held_out_block", "512",
-                "--verbose", "2", "--export_to", str(backbone),
+                "--progress", "2", "--export_to", str(backbone),
             ])  # fmt: skip
         run([
             sys.executable, str(Path(__file__).parent / "finetune_sweep.py"), "--phases", "R",

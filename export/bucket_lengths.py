@@ -4,6 +4,8 @@ the buckets is export.buckets'."""
 
 from __future__ import annotations
 
+from tflm_embbert.common.errors import UserInputError
+
 SMALLEST_DEFAULT = 16  # the default buckets: powers of two from this one up to L
 FLAG_HELP = (
     "Length buckets: sequence lengths below --seq_len, each a complete model in the one model "
@@ -15,7 +17,7 @@ FLAG_HELP = (
 )
 
 
-class BucketError(ValueError):
+class BucketError(UserInputError):
     """A bucket set that cannot be exported as asked (one line)."""
 
 

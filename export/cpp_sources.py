@@ -1,5 +1,6 @@
 """The C++ files of a generated library that depend on the model: the model array, its settings
-header and the op resolver (the API, sketch and README come from arduino/templates)."""
+header and the op resolver (the API, sketch and README come from arduino/templates; installed,
+the package tflm_embbert_arduino: see tflm_embbert.common.paths.arduino_dir)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import re
 from string import Template
 
 from export.tflm_profiles import add_method
-from tflm_embbert.common.paths import REPO_ROOT
+from tflm_embbert.common.paths import arduino_dir
 from tflm_embbert.graph.flatbuffer import TFLiteReport
 
-TEMPLATES_DIR = REPO_ROOT / "arduino" / "templates"
-ARDUINO_SRC_DIR = REPO_ROOT / "arduino" / "src"
+TEMPLATES_DIR = arduino_dir() / "templates"
+ARDUINO_SRC_DIR = arduino_dir() / "src"
 MAX_INPUT_BYTES = 512  # the sketch's line buffer
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 

@@ -24,7 +24,8 @@ from absl import app, flags
 from export import bucket_lengths
 from export.library import LibraryOptions
 from tflm_embbert import stage_flags
-from tflm_embbert.common import paths
+from tflm_embbert.common import cli, paths
+from tflm_embbert.common.errors import UserInputError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/demo", "Output folder.")
@@ -33,7 +34,7 @@ stage_flags.define_fit_flags()
 stage_flags.define_qat_flags(qat_epochs=2)
 flags.DEFINE_integer("train_limit", None, "Use at most this many training examples (smoke runs).")
 flags.DEFINE_integer("seed", 0, "Seed for the validation slice, init, shuffling and sampling.")
-flags.DEFINE_integer("verbose", 2, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
+flags.DEFINE_integer("progress", 2, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.DEFINE_string("name", "SnipsIntents", "Name of the Arduino library and its C++ class.")
 flags.DEFINE_list("length_buckets", ["auto"], bucket_lengths.FLAG_HELP)
 
@@ -71,7 +72,7 @@ def main(argv):
         out,
         stages,
         backbone_dir=FLAGS.backbone,
-        verbose=FLAGS.verbose,
+        verbose=FLAGS.progress,
         data_source={  # the data flags that load the same task (export_tflite --run)
             "task": "snips",
             "data_dir": str(paths.SHIPPED_DATA_DIR.resolve()),
@@ -103,7 +104,7 @@ def main(argv):
             source=str(out / "model_int8.tflite"),
         )
     except ValueError as error:  # explicit --length_buckets that are not exact, a failed check
-        raise SystemExit(f"demo: {error}") from None
+        raise UserInputError(str(error)) from None
     print((out / "arduino" / "export_report.md").read_text())
     line = summary(results)
     line["arduino_library"] = str(out / "arduino" / f"{FLAGS.name}.zip")
@@ -118,7 +119,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ not given come from the run folder (export.run_folder).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -25,9 +24,12 @@ from absl import app, flags
 
 from export import boards, bucket_lengths, cpp_sources, run_folder, tflm_profiles
 from export.library import LibraryOptions
+from keras_models.presets import saved_max_sequence_length
 from tflm_embbert import stage_flags
-from tflm_embbert.common import cli_help, paths
+from tflm_embbert.common import cli, paths
+from tflm_embbert.common.errors import UserInputError
 from tflm_embbert.data import flags as data_flags
+from tflm_embbert.data.encoding import check_seq_len
 from tflm_embbert.data.flags import load_data
 
 FLAGS = flags.FLAGS
@@ -106,8 +108,6 @@ def _seq_len(model_path: Path, tokenizer, task) -> int:
 
 def settings_from_flags(f=FLAGS):
     """The ExportSettings the flags ask for; app.UsageError (one line) for a bad value."""
-    from export.exporter import ExportSettings
-
     try:
         cpp_sources.check_name(f.name)
         int8 = stage_flags.int8_settings(f)
@@ -115,6 +115,8 @@ def settings_from_flags(f=FLAGS):
         raise app.UsageError(str(error)) from None
     if f.tflm_tree and not Path(f.tflm_tree).is_dir():
         raise app.UsageError(f"--tflm_tree: {f.tflm_tree} is not a folder")
+    from export.exporter import ExportSettings  # TensorFlow: once the flags are checked
+
     library = LibraryOptions(
         name=f.name,
         board=_board(f),
@@ -148,6 +150,14 @@ def main(argv):
     model_path = Path(f.model)
     if model_path.suffix != ".keras" or not model_path.is_file():
         raise app.UsageError(f"--model: expected an existing .keras file, got {f.model}")
+    try:  # before any work: L within the model's position-embedding rows
+        max_positions = saved_max_sequence_length(model_path)
+    except ValueError as error:
+        raise app.UsageError(f"--model: {error}") from None
+    try:
+        check_seq_len(f.seq_len, max_positions or 1 << 30, "--seq_len")
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     settings = settings_from_flags(f)
     task = load_data(f)
     if task.is_regression:
@@ -196,15 +206,13 @@ def main(argv):
             progress=_say,
         )
     except ValueError as error:  # conversion, int8 / lean / op / board checks, buckets: one line
-        print(f"export_tflite: {error}", file=sys.stderr)
-        sys.exit(2)
+        raise UserInputError(str(error)) from None
     print((Path(f.out) / "export_report.md").read_text())
     _say(f"wrote {f.out} in {time.time() - started:.0f} s ({f.name}.zip: {f.name}/ zipped)")
 
 
 def run():
-    cli_help.show_module_flags(__name__)  # console script: --help lists this module's flags
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -277,7 +277,7 @@ def _write_sources(request, src, prefix, version, report, ops, arena, margin_tex
     for name, text in files.items():
         (src / name).write_text(text)
     for name in _TOKENIZER_SOURCES + (cpp_sources.OWN_KERNEL_SOURCES if own_kernels else ()):
-        shutil.copy(cpp_sources.ARDUINO_SRC_DIR / name, src / name)
+        (src / name).write_bytes((cpp_sources.ARDUINO_SRC_DIR / name).read_bytes())
 
 
 def _tflm_note(request, profile) -> str:

@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tflm_embbert.common.errors import UserInputError
 from tflm_embbert.graph.int8_check import TFLM_INT8_OPS
 
 
-class ExportError(ValueError):
+class ExportError(UserInputError):
     """A model or option the export cannot turn into a working Arduino library (one line)."""
 
 

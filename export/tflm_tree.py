@@ -82,8 +82,12 @@ def config_header(cmsis_nn: bool) -> str:
         "#ifndef TFLM_EMBBERT_TFLM_CONFIG_H_",
         "#define TFLM_EMBBERT_TFLM_CONFIG_H_",
     ]
-    defines = ["TF_LITE_STATIC_MEMORY", "TF_LITE_DISABLE_X86_NEON", "TF_LITE_MCU_DEBUG_LOG",
-               "KERNELS_OPTIMIZED_FOR_SPEED"]
+    defines = [
+        "TF_LITE_STATIC_MEMORY",
+        "TF_LITE_DISABLE_X86_NEON",
+        "TF_LITE_MCU_DEBUG_LOG",
+        "KERNELS_OPTIMIZED_FOR_SPEED",
+    ]
     if cmsis_nn:
         defines.append("CMSIS_NN")
     for name in defines:
@@ -122,8 +126,9 @@ def vendor_tree(tree: Path, src: Path) -> dict:
         candidates = by_tail.get(name, [])
         return min(candidates, key=len) if candidates else name  # else: a system/core header
 
-    cmsis_nn = any(f.as_posix().startswith("tensorflow/lite/micro/kernels/cmsis_nn/")
-                   for f in files)
+    cmsis_nn = any(
+        f.as_posix().startswith("tensorflow/lite/micro/kernels/cmsis_nn/") for f in files
+    )
     replaced, patched = [], []
     rewritten = size = 0
     for source, target in targets.items():

@@ -149,3 +149,31 @@ def read_backbone_config(directory: str | os.PathLike) -> BackboneConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: backbone file not found")
     return BackboneConfig.from_dict(json.loads(path.read_text()))
+
+
+def saved_max_sequence_length(model_path: str | os.PathLike) -> int | None:
+    """The smallest `max_sequence_length` among the layers of a saved .keras model (its
+    position-embedding rows), read from the archive's config.json without TensorFlow; None when
+    no layer has one. ValueError (one line) when the file is not a .keras archive."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{model_path}: expected a Keras .keras archive ({error})") from None
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            value = node.get("max_sequence_length")
+            if isinstance(value, int):
+                found.append(value)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(config)
+    return min(found) if found else None

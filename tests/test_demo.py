@@ -17,7 +17,7 @@ def test_demo_smoke(tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "export.demo", "--out", str(out), "--epochs", "1",
-         "--qat_epochs", "1", "--train_limit", "256", "--verbose", "0"],
+         "--qat_epochs", "1", "--train_limit", "256", "--progress", "0"],
         env=subprocess_env(), capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]

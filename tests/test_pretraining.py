@@ -106,7 +106,7 @@ def _command(out, tokenizer_dir, corpus, total_steps, *extra):
         "--config_overrides", TINY, "--seq_len", "16", "--batch_size", "8",
         "--total_steps", str(total_steps), "--steps_per_checkpoint", "5", "--warmup_steps", "0",
         "--validation_steps", "1", "--held_out_block", "16", "--held_out_every", "10",
-        "--verbose", "0", *extra,
+        "--progress", "0", *extra,
     ]
 
 

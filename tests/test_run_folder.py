@@ -36,7 +36,7 @@ def int8_run(tmp_path_factory, tiny_tokenizer_dir):
          "--from_scratch", "--tokenizer", str(tiny_tokenizer_dir), "--epochs", "6",
          "--learning_rate", "3e-3", "--seq_len", "16", "--qat_epochs", "1",
          "--qat_learning_rate", "1e-3", "--int8", "--ptq", "--calibration_examples", "32",
-         "--out", str(out), "--verbose", "0", "--preset", "embbert", "--seed", "0"],
+         "--out", str(out), "--progress", "0", "--preset", "embbert", "--seed", "0"],
         env=subprocess_env(), capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -174,7 +174,7 @@ def test_train_command_on_generic_files(tmp_path, tiny_tokenizer_dir):
         [sys.executable, "-m", "tflm_embbert.train", "--train_file", str(tmp_path / "train.csv"),
          "--test_file", str(tmp_path / "test.csv"), "--from_scratch", "--tokenizer",
          str(tiny_tokenizer_dir), "--epochs", "1", "--seq_len", "16", "--out", str(out),
-         "--verbose", "0"],
+         "--progress", "0"],
         env=subprocess_env(), capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -249,7 +249,7 @@ def test_train_command_starts_from_a_float_model(tmp_path, tiny_tokenizer_dir):
     _write_csv_files(task, tmp_path)
     common = [sys.executable, "-m", "tflm_embbert.train", "--train_file",
               str(tmp_path / "train.csv"), "--test_file", str(tmp_path / "test.csv"),
-              "--seq_len", "16", "--verbose", "0"]
+              "--seq_len", "16", "--progress", "0"]
     first = subprocess.run(
         common + ["--from_scratch", "--tokenizer", str(tiny_tokenizer_dir), "--epochs", "3",
                   "--learning_rate", "3e-3", "--out", str(tmp_path / "float")],

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from absl import flags
 
+from tflm_embbert.common.errors import UserInputError
 from tflm_embbert.data.examples import TaskData
 from tflm_embbert.data.tokenizer import CONFIG_FILE, VOCAB_FILE, Tokenizer
 from tflm_embbert.stages import Stages
@@ -39,7 +40,7 @@ MODEL_FILES = {
 }
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserInputError):
     """A run folder or its run.json is missing or not what `run_pipeline` writes (one line)."""
 
 

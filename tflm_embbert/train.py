@@ -30,7 +30,7 @@ from absl import app, flags
 
 from keras_models.presets import PRESETS, get_config, is_float_only, read_backbone_config
 from tflm_embbert import run_record, stage_flags
-from tflm_embbert.common import cli_help, paths
+from tflm_embbert.common import cli, paths
 from tflm_embbert.data import flags as data_flags
 from tflm_embbert.data.encoding import check_seq_len
 from tflm_embbert.data.flags import load_data
@@ -59,7 +59,7 @@ stage_flags.define_qat_flags()
 flags.DEFINE_bool("int8", False, "Convert to full-integer .tflite and check it under TFLM.")
 flags.DEFINE_bool("ptq", False, "Also score post-training int8 of the float model (no QAT).")
 stage_flags.define_int8_flags()
-flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
+flags.DEFINE_integer("progress", 1, "Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
 flags.mark_flag_as_required("out")
 flags.adopt_module_key_flags(data_flags)  # --help lists --task, --train_file, ... too
 flags.adopt_module_key_flags(stage_flags)
@@ -117,7 +117,7 @@ def main(argv):
         backbone_dir=backbone,
         float_model=f.float_model,
         seq_len=f.seq_len,
-        verbose=f.verbose,
+        verbose=f.progress,
         data_source=run_record.data_source(f),
         tokenizer_source=str(Path(tokenizer_dir).resolve()),
     )
@@ -126,8 +126,7 @@ def main(argv):
 
 
 def run():
-    cli_help.show_module_flags(__name__)  # console script: --help lists this module's flags
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

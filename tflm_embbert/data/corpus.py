@@ -13,6 +13,7 @@ from pathlib import Path
 
 from absl import logging
 
+from tflm_embbert.common.errors import MissingFileError
 from tflm_embbert.data.datasets import TASKS
 
 TEXT_SUFFIXES = (".txt", ".tokens", ".txt.gz", ".tokens.gz")
@@ -26,10 +27,10 @@ def corpus_files(path: str | os.PathLike) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: corpus file or folder not found")
+        raise MissingFileError(f"{path}: corpus file or folder not found")
     files = sorted(p for p in path.iterdir() if p.name.endswith(TEXT_SUFFIXES))
     if not files:
-        raise FileNotFoundError(f"{path}: no corpus files (expected {', '.join(TEXT_SUFFIXES)})")
+        raise MissingFileError(f"{path}: no corpus files (expected {', '.join(TEXT_SUFFIXES)})")
     return files
 
 

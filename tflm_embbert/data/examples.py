@@ -18,6 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from tflm_embbert.common.errors import UserInputError
+
 #: Primary metrics a task can have (see ``tflm_embbert.data.metrics.compute_metrics``).
 METRICS = ("accuracy", "mcc", "f1", "spearman")
 
@@ -26,7 +28,7 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- public types
-class DataFormatError(ValueError):
+class DataFormatError(UserInputError):
     """A data file is not in the expected format.
 
     ``str(err)`` is one line: ``"<file>:<line>: expected <what>, got <what>"``. The parts are

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO, TypeVar
 
+from tflm_embbert.common.errors import MissingFileError
 from tflm_embbert.data.examples import DataFormatError, Example
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ def show(value: object, limit: int = 60) -> str:
 
 def require_file(path: Path, task: str, role: str) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (task {task!r} expects {role} there)")
+        raise MissingFileError(f"{path}: no such file (task {task!r} expects {role} there)")
     return path
 
 

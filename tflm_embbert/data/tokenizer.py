@@ -20,6 +20,8 @@ import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from tflm_embbert.common.errors import MissingFileError
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[MASK]", "[SEP]")
 PAD_ID, UNK_ID, CLS_ID, MASK_ID, SEP_ID = range(5)
 VOCAB_FILE = "vocab.txt"
@@ -63,7 +65,7 @@ class Tokenizer:
         vocab_path, config_path = directory / VOCAB_FILE, directory / CONFIG_FILE
         for path in (vocab_path, config_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: tokenizer file not found")
+                raise MissingFileError(f"{path}: tokenizer file not found")
         vocab = vocab_path.read_text(encoding="utf-8").split("\n")
         if vocab and vocab[-1] == "":
             vocab.pop()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from tflm_embbert.common import paths
+from tflm_embbert.common import cli, paths
 from tflm_embbert.data.corpus import DEFAULT_TASK_TEXTS, corpus_texts
 from tflm_embbert.data.tokenizer import Tokenizer
 
@@ -33,7 +33,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 from keras_models.backend import keras, tf
 from keras_models.models import build_classifier, load_backbone, transfer_backbone_weights
 from keras_models.presets import BackboneConfig
+from tflm_embbert.common.errors import MissingFileError
 from tflm_embbert.common.files import write_text_atomic
 from tflm_embbert.data.encoding import auto_seq_len, encode
 from tflm_embbert.data.examples import TaskData
@@ -356,7 +357,7 @@ def load_trained(
     and test splits as `finetune` scores them, so later stages (QAT, int8) can start from it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--float_model: {path} does not exist (expected a model.keras)")
+        raise MissingFileError(f"--float_model: {path} does not exist (expected a model.keras)")
     model = keras.models.load_model(path, compile=False)
     outputs = model.output_shape[-1]
     if outputs != task.num_labels:
