@@ -276,3 +276,33 @@ def test_depthwise_causal_conv_and_padding_skip(driver):
     requests, expected = zip(*[_depthwise_case(rng, **case) for case in cases], strict=True)
     for got, want in zip(driver(list(requests)), expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_tflm_wrappers_compile_against_tflm_stubs(tmp_path):
+    """The TFLM-facing wrappers (embbert_kernels.cpp) against tests/cpp_stubs, which mirror the
+    tflite-micro declarations they use (fields, types, signatures): CI has no TFLM sources."""
+    if GXX is None:
+        pytest.skip("g++ not installed")
+    from export.tflm_tree import CONFIG_HEADER, config_header
+
+    (tmp_path / CONFIG_HEADER).write_text(config_header(cmsis_nn=False))
+    done = subprocess.run(
+        [
+            GXX,
+            "-std=c++17",
+            "-fsyntax-only",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(REPO_ROOT / "tests" / "cpp_stubs"),
+            "-I",
+            str(tmp_path),
+            "-I",
+            str(SRC),
+            str(SRC / "embbert_kernels.cpp"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
