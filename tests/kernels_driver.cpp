@@ -48,9 +48,9 @@ void Binary() {
   p.activation_min = Next();
   p.activation_max = Next();
   const int r1 = Next();
-  auto d1 = Read<int32_t>(r1);
+  auto d1 = Read<int>(r1);
   const int r2 = Next();
-  auto d2 = Read<int32_t>(r2);
+  auto d2 = Read<int>(r2);
   long n1 = 1, n2 = 1;
   for (auto d : d1) n1 *= d;
   for (auto d : d2) n2 *= d;

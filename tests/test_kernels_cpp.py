@@ -278,31 +278,37 @@ def test_depthwise_causal_conv_and_padding_skip(driver):
         np.testing.assert_array_equal(got, want)
 
 
-def test_tflm_wrappers_compile_against_tflm_stubs(tmp_path):
-    """The TFLM-facing wrappers (embbert_kernels.cpp) against tests/cpp_stubs, which mirror the
-    tflite-micro declarations they use (fields, types, signatures): CI has no TFLM sources."""
-    if GXX is None:
-        pytest.skip("g++ not installed")
+@pytest.mark.parametrize("compiler", ["g++", "arm-none-eabi-g++"])
+def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
+    """The TFLM-facing wrappers (embbert_kernels.cpp) and the cores against tests/cpp_stubs, which
+    mirror the tflite-micro declarations they use (fields, types, signatures): CI has no TFLM
+    sources. The Cortex-M compiler catches what the host's does not (int32_t is long there)."""
+    cxx = shutil.which(compiler)
+    if cxx is None:
+        pytest.skip(f"{compiler} not installed")
     from export.tflm_tree import CONFIG_HEADER, config_header
 
     (tmp_path / CONFIG_HEADER).write_text(config_header(cmsis_nn=False))
-    done = subprocess.run(
-        [
-            GXX,
-            "-std=c++17",
-            "-fsyntax-only",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-I",
-            str(REPO_ROOT / "tests" / "cpp_stubs"),
-            "-I",
-            str(tmp_path),
-            "-I",
-            str(SRC),
-            str(SRC / "embbert_kernels.cpp"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    arch = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard"] if compiler.startswith("arm") else []
+    for source in ("embbert_kernels.cpp", "embbert_int8_ops.cpp"):
+        done = subprocess.run(
+            [
+                cxx,
+                "-std=gnu++17",
+                "-fsyntax-only",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                *arch,
+                "-I",
+                str(REPO_ROOT / "tests" / "cpp_stubs"),
+                "-I",
+                str(tmp_path),
+                "-I",
+                str(SRC),
+                str(SRC / source),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"{source}: {done.stderr[-3000:]}"

@@ -157,7 +157,7 @@ int32_t ExpOnIntervalNegQuarter(int32_t a) {
 
 }  // namespace
 
-bool MakeBroadcast4(const int32_t* dims1, int rank1, const int32_t* dims2, int rank2,
+bool MakeBroadcast4(const int* dims1, int rank1, const int* dims2, int rank2,
                     Broadcast4* out) {
   if (rank1 > 4 || rank2 > 4 || rank1 < 0 || rank2 < 0) return false;
   int32_t d1[4], d2[4], d[4];

@@ -68,7 +68,7 @@ struct Broadcast4 {
 };
 
 // false: a rank above 4 or dimensions that do not broadcast (then out is unchanged).
-bool MakeBroadcast4(const int32_t* dims1, int rank1, const int32_t* dims2, int rank2,
+bool MakeBroadcast4(const int* dims1, int rank1, const int* dims2, int rank2,
                     Broadcast4* out);
 
 enum class BinaryOp { kAdd, kSub, kMul };
