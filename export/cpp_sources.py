@@ -174,10 +174,54 @@ constexpr size_t kMaxInputBytes = {MAX_INPUT_BYTES};  // the example sketch's li
 """
 
 
-# The library's own kernels (arduino/src/embbert_kernels.h) for builtin ops: op -> the
-# registration passed to MicroMutableOpResolver's Add<Op>(registration) overload.
-OWN_KERNELS = {"LOGISTIC": "embbert::Register_LOGISTIC_INT8_TABLE()"}
-OWN_KERNEL_SOURCES = ("embbert_lut.h", "embbert_kernels.h", "embbert_kernels.cpp")
+# The library's own kernels for builtin ops, in one table: op -> (the registration passed to
+# MicroMutableOpResolver's Add<Op>(registration) overload (arduino/src/embbert_kernels.h), the
+# plain C++ core that does the work (no TFLM types; callable from a bench harness)). Each core
+# is bit-exact with TFLM's reference integer kernel (tests/test_kernels.py, test_kernels_cpp.py).
+OWN_KERNEL_TABLE = {
+    "LOGISTIC": (
+        "embbert::Register_LOGISTIC_INT8_TABLE()",
+        "embbert::ApplyInt8Table (embbert_lut.h)",
+    ),
+    "DEPTHWISE_CONV_2D": (
+        "embbert::Register_DEPTHWISE_CONV_2D_INT8()",
+        "embbert::DepthwiseConvInt8 (embbert_int8_ops.h)",
+    ),
+    "MUL": ("embbert::Register_MUL_INT8()", "embbert::BinaryInt8(BinaryOp::kMul, ...)"),
+    "MEAN": ("embbert::Register_MEAN_INT8()", "embbert::MeanLastAxisInt8 / MeanInt8"),
+    "SOFTMAX": (
+        "embbert::Register_SOFTMAX_INT8_TABLE()",
+        "embbert::SoftmaxInt8Table + SoftmaxInt8",
+    ),
+    "SUB": ("embbert::Register_SUB_INT8()", "embbert::BinaryInt8(BinaryOp::kSub, ...)"),
+    "ADD": ("embbert::Register_ADD_INT8()", "embbert::BinaryInt8(BinaryOp::kAdd, ...)"),
+}
+OWN_KERNELS = {op: registration for op, (registration, _) in OWN_KERNEL_TABLE.items()}
+OWN_KERNEL_SOURCES = (
+    "embbert_lut.h",
+    "embbert_int8_ops.h",
+    "embbert_int8_ops.cpp",
+    "embbert_kernels.h",
+    "embbert_kernels.cpp",
+)
+# Persistent arena bytes the own kernels add per node beyond TFLM's reference kernels' (the
+# host-measured arena): LOGISTIC's 256-entry int8 table, SOFTMAX's 256-entry int32 exp table,
+# the cores' parameters next to TFLM's op data (ADD/SUB/MUL/MEAN/DEPTHWISE), rounded up to 16.
+OWN_KERNEL_EXTRA_ARENA = {
+    "LOGISTIC": 256,
+    "SOFTMAX": 1024,
+    "ADD": 112,
+    "SUB": 112,
+    "MUL": 112,
+    "MEAN": 64,
+    "DEPTHWISE_CONV_2D": 48,
+}
+
+
+def own_kernel_extra_arena(model_ops: list[str]) -> int:
+    """Extra persistent arena bytes of the own kernels for a model's op list (one entry per
+    node), each rounded up to 16 bytes as TFLM aligns persistent buffers."""
+    return sum(-(-OWN_KERNEL_EXTRA_ARENA.get(op, 0) // 16) * 16 for op in model_ops)
 
 
 def op_resolver_header(prefix: str, model_ops: list[str], own_kernels: bool = False) -> str:

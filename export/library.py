@@ -164,10 +164,18 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
     report, profile, ops = _checks(request)
     version = tool_version()
     prefix = cpp_sources.snake_case(request.options.name)
-    arena = cpp_sources.arena_with_margin(
-        request.arena_measured_bytes, request.options.arena_margin, ARENA_EXTRA_BYTES
+    # the own kernels' persistent tables (full model: the largest bucket's arena)
+    own_bytes = (
+        cpp_sources.own_kernel_extra_arena([op.name for op in report.ops])
+        if request.options.tflm == "tflm_tree"
+        else 0
     )
-    margin_text = f"{request.options.arena_margin:.0%} + {ARENA_EXTRA_BYTES} B margin"
+    arena = cpp_sources.arena_with_margin(
+        request.arena_measured_bytes, request.options.arena_margin, ARENA_EXTRA_BYTES + own_bytes
+    )
+    margin_text = f"{request.options.arena_margin:.0%} + {ARENA_EXTRA_BYTES} B margin" + (
+        f" + {own_bytes} B for this library's own kernels' tables" if own_bytes else ""
+    )
     staging = staging_dir(out)
     try:
         library = staging / request.options.name
@@ -225,6 +233,7 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
                 "measured_bytes": request.arena_measured_bytes,
                 "bytes": arena,
                 "margin": margin_text,
+                "own_kernels_bytes": own_bytes,
             },
             "length_buckets": request.buckets.report
             if request.buckets is not None

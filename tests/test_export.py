@@ -90,7 +90,7 @@ def test_library_layout_follows_the_spec(library):
         "src/embbert_tokenizer.h", "src/embbert_tokenizer.cpp",
         "src/embbert_tokenizer_data.h", "src/embbert_tokenizer_data.cpp",
         "src/tflm_embbert_tflm_config.h", "src/embbert_lut.h", "src/embbert_kernels.h",
-        "src/embbert_kernels.cpp",
+        "src/embbert_kernels.cpp", "src/embbert_int8_ops.h", "src/embbert_int8_ops.cpp",
         "examples/TinyIntentsClassify/TinyIntentsClassify.ino",
     }
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -122,7 +122,11 @@ def test_report_and_settings_carry_the_measured_figures(library, tiny_int8):
     assert (out / "model.tflite").read_bytes() == tiny_int8["tflite"]
     assert report["arena"]["measured_bytes"] == tiny_int8["arena"]
     arena = report["arena"]["bytes"]
-    assert arena >= tiny_int8["arena"] * 1.1 and arena % 16 == 0
+    own = report["arena"]["own_kernels_bytes"]
+    ops = [op.name for op in inspect_tflite(tiny_int8["tflite"]).ops]
+    assert own == cpp_sources.own_kernel_extra_arena(ops) > 0  # the own kernels' tables
+    assert own >= 1024 * ops.count("SOFTMAX") + 256 * ops.count("LOGISTIC")
+    assert arena >= tiny_int8["arena"] * 1.1 + own and arena % 16 == 0
     settings = (library["folder"] / "src" / "tiny_intents_model_settings.h").read_text()
     assert f"kArenaBytes = {arena};" in settings
     assert f"kArenaMeasuredBytes = {tiny_int8['arena']};" in settings
@@ -144,9 +148,11 @@ def test_op_resolver_lists_exactly_the_models_ops(library, tiny_int8):
     added = re.findall(r"resolver\.(Add\w+)\(([^)]*\)?)\) != kTfLiteOk", header)
     assert sorted(m for m, _ in added) == sorted(add_method(op) for op in model_ops)
     # The library's own kernels replace TFLM's for the ops that have one (the tree profile).
-    assert "LOGISTIC" in model_ops
+    assert "LOGISTIC" in model_ops and "SOFTMAX" in model_ops
+    own = {add_method(op): reg for op, reg in cpp_sources.OWN_KERNELS.items() if op in model_ops}
     assert ("AddLogistic", "embbert::Register_LOGISTIC_INT8_TABLE()") in added
-    assert all(arg == "" for m, arg in added if m != "AddLogistic")
+    assert ("AddSoftmax", "embbert::Register_SOFTMAX_INT8_TABLE()") in added
+    assert all(arg == own.get(m, "") for m, arg in added)
     assert '#include "embbert_kernels.h"' in header
     plain = cpp_sources.op_resolver_header("x", sorted(model_ops), own_kernels=False)
     assert "embbert::" not in plain and "resolver.AddLogistic() != kTfLiteOk" in plain

@@ -101,3 +101,140 @@ def test_logistic_table_equals_tflm_reference(lut_binary, calibration_range):
     assert ran.returncode == 0, ran.stderr
     got = np.asarray(ran.stdout.split(), int)
     np.testing.assert_array_equal(got, expected)
+
+
+# --- The NumPy port of TFLM's integer arithmetic (tests/tflm_int8_port.py) against the runtime ---
+# Single-op int8 models from the TFLite converter, random int8 inputs; the port (the oracle of
+# the C++ cores in test_kernels_cpp.py) must give the `tflite_micro` runtime's output bit for bit.
+
+
+def _single_op_model(fn, shapes, low=-4.0, high=4.0, seed=0):
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec(shape, tf.float32) for shape in shapes]
+    concrete = tf.function(fn).get_concrete_function(*specs)
+    rng = np.random.default_rng(seed)
+
+    def data():
+        for _ in range(16):
+            yield [rng.uniform(low, high, shape).astype(np.float32) for shape in shapes]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = data
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def _op_tensors(tflite, op_name):
+    """(inputs, outputs) of the model's op `op_name`: dicts with scale(s), zero point and, for
+    constants, the int values; inputs in the op's order."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=tflite)
+    interpreter.allocate_tensors()
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] == op_name]
+    assert len(ops) == 1, [op["op_name"] for op in interpreter._get_ops_details()]
+
+    def info(index):
+        if index < 0:
+            return None
+        d = details[index]
+        q = d["quantization_parameters"]
+        try:
+            value = interpreter.get_tensor(index)
+        except ValueError:
+            value = None
+        return dict(scales=q["scales"], zero_point=int(q["zero_points"][0]) if len(
+            q["zero_points"]) else 0, shape=tuple(d["shape"]), value=value)
+
+    return [info(i) for i in ops[0]["inputs"]], [info(i) for i in ops[0]["outputs"]]
+
+
+def _run_micro(tflite, inputs):
+    from tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=256 * 1024)
+    for i, value in enumerate(inputs):
+        interpreter.set_input(value, i)
+    interpreter.invoke()
+    return interpreter.get_output(0)
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("shapes", [((1, 32, 128), (1, 32, 128)), ((1, 32, 128), (1, 32, 1)),
+                                    ((1, 32, 32), (1, 1, 32)), ((1, 4, 8), (8,))])
+def test_port_binary_equals_runtime(op, shapes):
+    from tests import tflm_int8_port as port
+
+    fn = {"ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b}[op]
+    tflite = _single_op_model(fn, shapes)
+    (a_info, b_info), (o_info,) = _op_tensors(tflite, op)
+    rng = np.random.default_rng(1)
+    values = [rng.integers(-128, 128, info["shape"]).astype(np.int8) for info in (a_info, b_info)]
+    got = _run_micro(tflite, values)
+    quant = [(float(i["scales"][0]), i["zero_point"]) for i in (a_info, b_info, o_info)]
+    (s1, z1), (s2, z2), (so, zo) = quant
+    p = (port.mul_params(s1, z1, s2, z2, so, zo) if op == "MUL"
+         else port.add_sub_params(s1, z1, s2, z2, so, zo, sub=op == "SUB"))
+    np.testing.assert_array_equal(port.binary(op, p, *values).reshape(got.shape), got)
+
+
+def test_port_mean_equals_runtime():
+    import tensorflow as tf
+
+    from tests import tflm_int8_port as port
+
+    tflite = _single_op_model(lambda x: tf.reduce_mean(x, axis=-1, keepdims=True),
+                              [(1, 32, 128)], low=0.0, high=16.0)
+    (x_info, _), (o_info,) = _op_tensors(tflite, "MEAN")
+    p = port.mean_params(float(x_info["scales"][0]), x_info["zero_point"],
+                         float(o_info["scales"][0]), o_info["zero_point"])
+    x = np.random.default_rng(2).integers(-128, 128, (1, 32, 128)).astype(np.int8)
+    got = _run_micro(tflite, [x])
+    np.testing.assert_array_equal(port.mean(p, x, [2]).reshape(got.shape), got)
+
+
+@pytest.mark.parametrize("high", [2.0, 12.0, 40.0])
+def test_port_softmax_equals_runtime(high):
+    import tensorflow as tf
+
+    from tests import tflm_int8_port as port
+
+    tflite = _single_op_model(lambda x: tf.nn.softmax(x), [(1, 32, 32)], low=-high, high=high)
+    (x_info,), (o_info,) = _op_tensors(tflite, "SOFTMAX")
+    assert (float(o_info["scales"][0]), o_info["zero_point"]) == (1 / 256, -128)
+    p = port.softmax_params(float(x_info["scales"][0]))
+    x = np.random.default_rng(3).integers(-128, 128, (1, 32, 32)).astype(np.int8)
+    got = _run_micro(tflite, [x])
+    np.testing.assert_array_equal(port.softmax(p, x).reshape(got.shape), got)
+
+
+def test_port_depthwise_equals_runtime():
+    import tensorflow as tf
+
+    from tests import tflm_int8_port as port
+
+    rng = np.random.default_rng(4)
+    taps, channels, width = 32, 16, 47
+    kernel = tf.constant(rng.normal(0, 0.3, (1, taps, channels, 1)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, channels).astype(np.float32))
+
+    def fn(x):
+        return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "VALID") + bias
+
+    tflite = _single_op_model(fn, [(1, 1, width, channels)])
+    inputs, (o_info,) = _op_tensors(tflite, "DEPTHWISE_CONV_2D")
+    x_info, f_info, b_info = inputs
+    mults, shifts = port.depthwise_params(float(x_info["scales"][0]), f_info["scales"],
+                                          float(o_info["scales"][0]))
+    zi = x_info["zero_point"]
+    x = rng.integers(-128, 128, (1, 1, width, channels)).astype(np.int8)
+    x[0, 0, :31] = zi  # causal padding rows
+    got = _run_micro(tflite, [x])
+    want = port.depthwise(x, f_info["value"], b_info["value"], mults, shifts, zi=zi,
+                          zo=o_info["zero_point"])
+    np.testing.assert_array_equal(want.reshape(got.shape), got)

@@ -14,6 +14,18 @@ namespace embbert {
 // fails (this library's models are int8).
 TFLMRegistration Register_LOGISTIC_INT8_TABLE();
 
+// int8 kernels whose Prepare is TFLM's own (same op data, scratch buffers and arena need) and
+// whose Invoke runs this library's cores (embbert_int8_ops.h), bit-exact with TFLM's reference
+// integer kernels: broadcast ADD / SUB / MUL (rank <= 4), MEAN (any constant axes), SOFTMAX
+// (exp from a 256-entry table per node: +1 KiB persistent), DEPTHWISE_CONV_2D (per-channel;
+// skips taps that only see leading zero-point rows). A non-int8 tensor fails Prepare.
+TFLMRegistration Register_ADD_INT8();
+TFLMRegistration Register_SUB_INT8();
+TFLMRegistration Register_MUL_INT8();
+TFLMRegistration Register_MEAN_INT8();
+TFLMRegistration Register_SOFTMAX_INT8_TABLE();
+TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8();
+
 }  // namespace embbert
 
 #endif  // EMBBERT_KERNELS_H_

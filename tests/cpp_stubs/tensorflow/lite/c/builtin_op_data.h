@@ -1,0 +1,22 @@
+// Stub: tensorflow/lite/core/c/builtin_op_data.h, the subset used.
+#ifndef EMBBERT_STUB_BUILTIN_OP_DATA_H_
+#define EMBBERT_STUB_BUILTIN_OP_DATA_H_
+#include "tensorflow/lite/c/common.h"
+typedef enum { kTfLitePaddingUnknown = 0, kTfLitePaddingSame, kTfLitePaddingValid } TfLitePadding;
+typedef enum { kTfLiteActNone = 0, kTfLiteActRelu } TfLiteFusedActivation;
+typedef struct {
+  int width;
+  int height;
+  int width_offset;
+  int height_offset;
+} TfLitePaddingValues;
+typedef struct {
+  TfLitePadding padding;
+  int stride_width;
+  int stride_height;
+  int depth_multiplier;
+  TfLiteFusedActivation activation;
+  int dilation_width_factor;
+  int dilation_height_factor;
+} TfLiteDepthwiseConvParams;
+#endif  // EMBBERT_STUB_BUILTIN_OP_DATA_H_
