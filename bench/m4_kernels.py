@@ -14,8 +14,8 @@ instructions per iteration). Each case is called enough times for a span of ~200
 
 Cases: every shape the shipped backbone's bucket graphs give each kernel (d = hidden_dim,
 k = kernel_size, L = --lengths, plus the [CLS]-only last layer's single row), and a few more
-shapes so each cost family's features vary independently. Per family a least-squares fit of
-instructions per call on its features (latency.own_kernel_work) is written to
+shapes so each cost family's features vary independently. Per family a least-squares fit (of
+the relative error) of instructions per call on its features (latency.own_kernel_work) is written to
 bench/results/m4_kernels/results.json and to tflm_embbert/assets/m4_kernel_costs.json (what
 the estimate reads), with the largest relative residual over the measured cases.
 """
@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -132,8 +133,19 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
     return out
 
 
-def build(work: Path, case_list: list[dict]) -> Path:
-    for tool in (FLAGS.cxx, FLAGS.cc):
+@dataclass(frozen=True)
+class Tools:
+    cxx: str = "arm-none-eabi-g++"
+    cc: str = "arm-none-eabi-gcc"
+    qemu: str = "qemu-system-arm"
+    timeout: int = 600
+
+    def missing(self) -> list[str]:
+        return [tool for tool in (self.cxx, self.cc, self.qemu) if shutil.which(tool) is None]
+
+
+def build(work: Path, case_list: list[dict], tools: Tools) -> Path:
+    for tool in (tools.cxx, tools.cc):
         if shutil.which(tool) is None:
             raise SystemExit(
                 f"m4_kernels: {tool} not found (Debian: apt-get install gcc-arm-none-eabi "
@@ -143,16 +155,16 @@ def build(work: Path, case_list: list[dict]) -> Path:
     include = ["-I", str(work), "-I", str(HARNESS_DIR), "-I", str(SRC_DIR)]
     objects = []
     for source, compiler, extra in (
-        (HARNESS_DIR / "kernels_bench.cpp", FLAGS.cxx, CXX_FLAGS),
-        (SRC_DIR / "embbert_int8_ops.cpp", FLAGS.cxx, CXX_FLAGS),
-        (HARNESS_DIR / "startup.c", FLAGS.cc, ["-std=c11"]),
+        (HARNESS_DIR / "kernels_bench.cpp", tools.cxx, CXX_FLAGS),
+        (SRC_DIR / "embbert_int8_ops.cpp", tools.cxx, CXX_FLAGS),
+        (HARNESS_DIR / "startup.c", tools.cc, ["-std=c11"]),
     ):
         obj = work / (source.stem + ".o")
         _run([compiler, *ARCH_FLAGS, *extra, *include, "-c", str(source), "-o", str(obj)])
         objects.append(str(obj))
     elf = work / "kernels_bench.elf"
     _run(
-        [FLAGS.cxx, *ARCH_FLAGS, "-T", str(HARNESS_DIR / "link.ld"), "-nostartfiles",
+        [tools.cxx, *ARCH_FLAGS, "-T", str(HARNESS_DIR / "link.ld"), "-nostartfiles",
          "--specs=rdimon.specs", *objects, "-lm", "-o", str(elf)]
     )  # fmt: skip
     return elf
@@ -165,16 +177,16 @@ def _run(command: list[str]) -> str:
     return done.stdout
 
 
-def run_qemu(elf: Path) -> str:
-    if shutil.which(FLAGS.qemu) is None:
+def run_qemu(elf: Path, tools: Tools) -> str:
+    if shutil.which(tools.qemu) is None:
         raise SystemExit(
-            f"m4_kernels: {FLAGS.qemu} not found (Debian: apt-get install qemu-system-arm)"
+            f"m4_kernels: {tools.qemu} not found (Debian: apt-get install qemu-system-arm)"
         )
     done = subprocess.run(
-        [FLAGS.qemu, *QEMU_ARGS, "-kernel", str(elf)],
+        [tools.qemu, *QEMU_ARGS, "-kernel", str(elf)],
         capture_output=True,
         text=True,
-        timeout=FLAGS.timeout,
+        timeout=tools.timeout,
     )
     if done.returncode or "done" not in done.stdout.split():
         raise SystemExit(f"m4_kernels: the QEMU run failed:\n{done.stdout[-2000:]}{done.stderr}")
@@ -209,7 +221,8 @@ def fit(case_list: list[dict]) -> dict:
         names = features_of(family)
         x = np.array([[c["work"][f] for f in names] for c in members], np.float64)
         y = np.array([c["instructions"] for c in members], np.float64)
-        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        # least relative error: each case weighs 1/instructions, so short calls fit too
+        coef, *_ = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)
         error = np.abs(x @ coef - y)
         residual = error / y
         models[family] = {
@@ -228,26 +241,34 @@ def tool_version(tool: str) -> str:
     return done.stdout.splitlines()[0] if done.returncode == 0 and done.stdout else "unknown"
 
 
-def main(argv):
-    del argv
-    lengths = sorted({int(v) for v in FLAGS.lengths})
-    hidden, kernel = shipped_dims()
-    case_list = cases(lengths, hidden, kernel)
+def measure(case_list: list[dict], tools: Tools = Tools()) -> float:
+    """Builds and runs the harness on `case_list`, adding each case's "instructions" per call
+    (and calls, ticks, per_output_element); returns the calibrated instructions per tick."""
     with tempfile.TemporaryDirectory(prefix="m4_kernels_") as tmp:
-        elf = build(Path(tmp), case_list)
-        per_tick, empty, measured = parse(run_qemu(elf))
+        elf = build(Path(tmp), case_list, tools)
+        per_tick, empty, measured = parse(run_qemu(elf, tools))
     for case in case_list:
         calls, ticks = measured[case["name"]]
         case["calls"], case["ticks"] = calls, ticks
         case["instructions"] = round((ticks - empty * calls) * per_tick / calls, 1)
         elements = latency._size(case["output"])
         case["per_output_element"] = round(case["instructions"] / elements, 3)
+    return per_tick
+
+
+def main(argv):
+    del argv
+    lengths = sorted({int(v) for v in FLAGS.lengths})
+    hidden, kernel = shipped_dims()
+    case_list = cases(lengths, hidden, kernel)
+    tools = Tools(FLAGS.cxx, FLAGS.cc, FLAGS.qemu, FLAGS.timeout)
+    per_tick = measure(case_list, tools)
     models = fit(case_list)
     meta = {
         "method": re.sub(r"\s+", " ", __doc__.split("Method: ")[1].split("\n\n")[0]).strip(),
-        "compiler": tool_version(FLAGS.cxx),
+        "compiler": tool_version(tools.cxx),
         "flags": " ".join(ARCH_FLAGS),
-        "qemu": tool_version(FLAGS.qemu),
+        "qemu": tool_version(tools.qemu),
         "qemu_args": " ".join(QEMU_ARGS),
         "instructions_per_tick": round(per_tick, 4),
         "shapes": {"hidden_dim": hidden, "kernel_size": kernel, "lengths": lengths},

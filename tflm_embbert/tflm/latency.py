@@ -199,6 +199,13 @@ def load_own_kernel_costs(path: str | Path | None = None) -> dict:
     return data["models"]
 
 
+def own_kernel_ops(own_costs: dict | None = None) -> frozenset:
+    """The ops the own-kernel cost models cover (the generated library registers an own kernel
+    for each; tests/test_latency.py checks both lists agree)."""
+    models = load_own_kernel_costs() if own_costs is None else own_costs
+    return frozenset(family.split("/")[0] for family in models)
+
+
 def tflm_op_cost(name: str, input_shapes: list, output_shape: tuple, options=None):
     """(instructions, basis) of an op under TFLM + CMSIS-NN from `TFLM_CMSIS_NN_COSTS`."""
     table = TFLM_CMSIS_NN_COSTS.get(name)
