@@ -65,7 +65,7 @@ FEATURES = {
     "LOGISTIC": ["calls", "elements"],
     "MEAN": ["calls", "rows", "elements"],
     "SOFTMAX": ["calls", "rows", "elements"],
-    "DEPTHWISE_CONV_2D": ["calls", "positions", "macs"],
+    "DEPTHWISE_CONV_2D": ["calls", "scanned", "outputs", "macs"],
 }
 BINARY_OPS = {"ADD": "kAdd", "SUB": "kSub", "MUL": "kMul"}
 
@@ -111,12 +111,22 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
                 (1, 1, rows, hidden),
                 f"DEPTHWISE(@, {width}, {rows}, {hidden}, {kernel}, {kernel - 1})",
             )
-    add(  # the [CLS]-only last layer: one position over k rows, k - 1 of them padding
-        "DEPTHWISE_CONV_2D",
-        [(1, 1, kernel, hidden), (1, 1, kernel, hidden)],
-        (1, 1, 1, hidden),
-        f"DEPTHWISE(@, {kernel}, 1, {hidden}, {kernel}, {kernel - 1})",
-    )
+    # the [CLS]-only last layer (one position over k rows, k - 1 of them padding), and other
+    # channel counts and kernel sizes so scanned values, outputs and MACs vary independently
+    conv_shapes = [(1, hidden, kernel)]
+    conv_shapes += [
+        (rows, c, k)
+        for rows in lengths[:2]
+        for c, k in ((hidden // 2, kernel), (hidden, kernel // 2), (hidden // 4, kernel // 4))
+    ]
+    for rows, channels, k in conv_shapes:
+        width = rows + k - 1
+        add(
+            "DEPTHWISE_CONV_2D",
+            [(1, 1, width, channels), (1, 1, k, channels)],
+            (1, 1, rows, channels),
+            f"DEPTHWISE(@, {width}, {rows}, {channels}, {k}, {k - 1})",
+        )
     for op, code in BINARY_OPS.items():
         for rows in rows_list:
             pairs = [

@@ -98,10 +98,14 @@ def test_causal_conv_walk_counts_the_taps_that_reach_a_real_row(length):
     a real row when t + j >= k - 1."""
     k, channels = 32, 4
     walked = sum(1 for t in range(length) for j in range(k) if t + j >= k - 1)
-    positions, macs = latency.causal_conv_walk(
+    work = latency.causal_conv_walk(
         (1, 1, length + k - 1, channels), (1, 1, k, channels), (1, 1, length, channels)
     )
-    assert positions == length and macs == walked * channels
+    assert work == {
+        "scanned": (k - 1) * channels,
+        "outputs": length * channels,
+        "macs": walked * channels,
+    }
 
 
 def test_missing_cost_file_is_one_clear_line(tmp_path):

@@ -120,19 +120,18 @@ def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple
         depth = int(shape[-1]) if shape else 1
         return name, {"calls": 1, "rows": _size(shape) // max(depth, 1), "elements": _size(shape)}
     if name == "DEPTHWISE_CONV_2D":
-        positions, macs = causal_conv_walk(
-            tuple(input_shapes[0]), tuple(input_shapes[1]), tuple(output_shape)
-        )
-        return name, {"calls": 1, "positions": positions, "macs": macs}
+        walk = causal_conv_walk(tuple(input_shapes[0]), tuple(input_shapes[1]), tuple(output_shape))
+        return name, {"calls": 1, **walk}
     raise ValueError(f"{name}: the library has no own kernel for this op")
 
 
-def causal_conv_walk(input_shape: tuple, filter_shape: tuple, output_shape: tuple) -> tuple:
-    """(output positions, MACs walked) of the own depthwise kernel on the graphs' causal conv:
-    a (1, 1, W, C) input (or (1, W, 1, C)), VALID, stride 1, batch 1. The input's first
-    W - out_W rows (at most k - 1) are the causal padding, which PAD writes as the zero point;
-    the kernel skips the taps that only read such rows, so output position t walks the
-    k - max(0, lead - t) taps that reach a real row."""
+def causal_conv_walk(input_shape: tuple, filter_shape: tuple, output_shape: tuple) -> dict:
+    """The own depthwise kernel's work on the graphs' causal conv: a (1, 1, W, C) input (or
+    (1, W, 1, C)), VALID, stride 1, batch 1, depth multiplier 1. The input's first W - out_W
+    rows (at most k - 1) are the causal padding, which PAD writes as the zero point: the kernel
+    scans them once ("scanned" values), then skips every tap that only reads such rows, so
+    output position t walks k - max(0, lead - t) taps ("macs" = taps x channels), and
+    requantizes each output ("outputs")."""
     _, in_h, in_w, channels = input_shape
     _, k_h, k_w, _ = filter_shape
     _, out_h, out_w, out_c = output_shape
@@ -140,13 +139,13 @@ def causal_conv_walk(input_shape: tuple, filter_shape: tuple, output_shape: tupl
         length, k, out_len = in_w, k_w, out_w
     else:
         length, k, out_len = in_h, k_h, out_h
-    lead = length - out_len  # VALID causal conv: k - 1 leading padding rows (fewer when sliced)
-    lead = min(lead, k - 1)
-    walked = 0
-    for t in range(out_len):
-        first_real = max(0, lead - t)  # first tap that reads a real row
-        walked += k - first_real
-    return out_len, walked * out_c
+    lead = min(length - out_len, k - 1)
+    walked = sum(k - max(0, lead - t) for t in range(out_len))
+    return {
+        "scanned": lead * channels,
+        "outputs": out_len * out_c,
+        "macs": walked * out_c,
+    }
 
 
 # ---- the estimate ------------------------------------------------------------------------------
