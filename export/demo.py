@@ -9,7 +9,7 @@ memory report -> length buckets (export.buckets: one model per length sharing th
 checked bit for bit against the full graph on the test split) -> the Arduino library
 (export.library: op and board checks, model array, op resolver, C++ tokenizer, sketch, zip) in
 <out>/arduino. Prints float / QAT / int8-TFLM test accuracy, the memory figures, the buckets' mean
-MACs and the library's fit on the board.
+MACs, the library's fit on the board and its Cortex-M4 latency estimate per bucket.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main(argv):
         bucket_lengths.parse_lengths(FLAGS.length_buckets, 1 << 30)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    from export import latency_report
     from export.exporter import ExportSettings, export_model
     from tflm_embbert.data.datasets import load_task
     from tflm_embbert.data.tokenizer import Tokenizer
@@ -111,6 +112,7 @@ def main(argv):
     if exported.buckets:
         line["length_buckets"] = exported.buckets.lengths
         line["bucket_mean_macs_ratio"] = round(exported.buckets.report["mean_macs_ratio"], 4)
+    line["m4_latency_estimate"] = latency_report.library_ms(exported.report["latency"])
     line["board_flash_bytes"] = exported.report["budget"]["flash"]["total_bytes"]
     line["board_ram_bytes"] = exported.report["budget"]["ram"]["total_bytes"]
     line["wall_seconds"] = round(time.time() - started, 1)

@@ -3,6 +3,7 @@
     <out>/model.tflite             the model array's bytes (with length buckets: every bucket's
                                    root, the full-length model's at offset 0, so still a .tflite)
     <out>/export_report.json, export_report.md
+    <out>/latency.png              estimated Cortex-M4 instructions per bucket (latency_report)
     <out>/<Name>/                  the library folder
         library.properties, README.md
         src/<Name>.h, src/<Name>.cpp                   the API: begin(), classify()
@@ -30,7 +31,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export import boards, cpp_sources, tflm_profiles, tflm_tree
+from export import boards, cpp_sources, latency_report, tflm_profiles, tflm_tree
+from export.report_md import report_markdown
 from export.tokenizer_data import write_tokenizer_data
 from tflm_embbert.common.files import publish, staging_dir
 from tflm_embbert.data.tokenizer import Tokenizer
@@ -210,6 +212,10 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
         )
         (staging / "model.tflite").write_bytes(request.tflite)
         _zip(library, staging / f"{request.options.name}.zip")
+        latency = latency_report.latency_report(
+            request.tflite, *request.bucket_table()[:2], request.options.tflm == "tflm_tree"
+        )
+        latency_report.latency_picture(latency, staging / latency_report.PICTURE)
         result = {
             "name": request.options.name,
             "tool_version": version,
@@ -241,6 +247,7 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
             "tokenizer": tokenizer_info
             | {"files": [Path(f).name for f in tokenizer_info["files"]]},
             "budget": budget,
+            "latency": latency,
             "files": _file_sizes(staging),
             **request.extra_report,
         }
@@ -420,88 +427,3 @@ def _file_sizes(staging: Path) -> dict:
         and "/src/tensorflow/" not in path.as_posix()
         and "/src/third_party/" not in path.as_posix()
     }
-
-
-def bucket_markdown(buckets: dict | None) -> list[str]:
-    """The report's length-bucket section (lines)."""
-    if not buckets:
-        return []
-    if not buckets.get("enabled"):
-        return ["## Length buckets: off", "", f"{buckets.get('reason', '')}", ""]
-    rows = [
-        f"| {b['length']} | {b['offset']:,} | {b['graph']} | {b['arena']['minimum']:,} "
-        f"({b['arena']['planned']:,} + {b['arena']['persistent']:,}) | {b['macs']:,} | "
-        f"{b['test_examples']} ({100 * b['share']:.1f}%) | {b['verified_examples']} |"
-        for b in buckets["buckets"]
-    ]
-    return [
-        f"## Length buckets {'/'.join(map(str, buckets['lengths']))}",
-        "",
-        f"One model array of {buckets['bytes']:,} B holds a model per bucket sharing the weights "
-        f"({100 * buckets['flash_growth']:+.1f}% vs the single graph's "
-        f"{buckets['single_bytes']:,} B); the library runs the shortest bucket that holds the "
-        f"tokenized input. Over the {buckets['test_examples']} test examples: mean MACs "
-        f"{buckets['mean_macs']:,.0f} = {buckets['mean_macs_ratio']:.4f}x of the single graph "
-        f"({buckets['single_macs']:,}; {buckets['mean_macs_ratio_vs_converter_graph']:.4f}x of "
-        f"the converter's graph, {buckets['converter_graph_macs']:,}); every bucket's int8 "
-        f"logits equal the single graph's ({buckets['max_lsb']} LSB). The arena is the largest "
-        "bucket's.",
-        "",
-        "| bucket L | offset | graph | arena B (planned + persistent) | MACs | test examples "
-        "choosing it | examples run on it |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-    ]
-
-
-def report_markdown(result: dict) -> str:
-    budget = result["budget"]
-    flash, ram = budget["flash"], budget["ram"]
-    lines = [
-        f"# Arduino library {result['name']}",
-        "",
-        f"Task {result['task']}, L={result['seq_len']}, {len(result['labels'])} labels; model "
-        f"{result['model_bytes']:,} B, sha256 `{result['model_sha256'][:16]}...`; "
-        f"TFLM: {result['tflm']['description']}; {result['tflm_note']}.",
-        "",
-        f"## Fit on {budget['board']['name']}" + (" (forced)" if budget["forced"] else ""),
-        "",
-        "| | bytes | of which | available | fits |",
-        "|---|---|---|---|---|",
-        f"| flash | {flash['total_bytes']:,} | model {flash['model_bytes']:,} + tokenizer "
-        f"{flash['tokenizer_bytes']:,} + code baseline {flash['code_baseline_bytes']:,} | "
-        f"{flash['available_bytes']:,} | {'yes' if flash['fits'] else 'NO'} |",
-        f"| RAM | {ram['total_bytes']:,} | arena {ram['arena_bytes']:,} + buffers "
-        f"{ram['buffer_bytes']:,} + baseline {ram['baseline_bytes']:,} | "
-        f"{ram['available_bytes']:,} | {'yes' if ram['fits'] else 'NO'} |",
-        "",
-        f"Arena: {result['arena']['measured_bytes']:,} B measured under the TFLM runtime + "
-        f"{result['arena']['margin']} = {result['arena']['bytes']:,} B.",
-        "",
-    ]
-    lines += [f"- warning: {w}" for w in budget["warnings"]]
-    lines += bucket_markdown(result.get("length_buckets"))
-    if "tflm_test" in result:
-        test = result["tflm_test"]
-        lines += [
-            "## int8 under the TFLM runtime",
-            "",
-            "| metric | value |",
-            "|---|---|",
-            *[f"| {k} | {v:.4f} |" for k, v in test.items() if isinstance(v, float)],
-            "",
-        ]
-    lines += [
-        f"## Op resolver: MicroMutableOpResolver<{result['op_resolver_size']}>",
-        "",
-        ", ".join(f"{op} x{n}" for op, n in result["ops"].items()),
-        "",
-        "## Files",
-        "",
-        "| file | bytes |",
-        "|---|---|",
-        *[f"| {name} | {size:,} |" for name, size in result["files"].items()],
-        "",
-    ]
-    return "\n".join(lines)

@@ -523,6 +523,32 @@ def test_bucket_tables_match_the_model_array(bucketed):
     assert sorted(re.findall(r"resolver\.(Add\w+)\(", header)) == sorted(map(add_method, ops))
 
 
+def test_report_has_the_latency_estimate_of_every_bucket(bucketed):
+    """export_report.json/.md and latency.png: per bucket, the Cortex-M4 estimate of that
+    bucket's graph with TFLM + CMSIS-NN kernels and with the library's own kernels (the
+    default tflm_tree library registers its own)."""
+    from tflm_embbert.tflm import latency
+
+    built, report, out = bucketed["buckets"], bucketed["report"], bucketed["out"]
+    section = report["latency"]
+    assert section["library"] == "own" and set(section["own_ops"]) == set(cpp_sources.OWN_KERNELS)
+    assert list(section["buckets"]) == [str(n) for n in BUCKETS]
+    for length, offset in zip(built.lengths, built.offsets, strict=True):
+        graph = built.data[offset:]
+        both = section["buckets"][str(length)]
+        plain = latency.estimate_tflite(graph)
+        own = latency.estimate_tflite(graph, frozenset(cpp_sources.OWN_KERNELS))
+        assert both["tflm"]["instructions"] == round(plain.instructions)
+        assert both["own"]["instructions"] == round(own.instructions)
+        assert both["own"]["ms"]["cpi_1.5"] == round(own.instructions * 1.5 / 64e3, 1)
+    assert section["buckets"]["8"]["tflm"]["instructions"] < section["buckets"]["16"]["tflm"][
+        "instructions"
+    ]
+    text = (out / "export_report.md").read_text()
+    assert "## Latency on the Cortex-M4 (estimate)" in text and "(this library)" in text
+    assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_every_bucket_runs_in_the_settings_arena(bucketed, tiny_tokenizer):
     built = bucketed["buckets"]
     arena = bucketed["report"]["arena"]["bytes"]

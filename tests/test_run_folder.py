@@ -117,7 +117,9 @@ def test_report_links_its_pictures_and_memory_names_tensors(int8_run):
     out = int8_run["out"]
     report = (out / "report.md").read_text()
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
-    assert set(pictures) == {"confusion_matrix.png", "int8_vs_float.png", "memory.png"}
+    assert set(pictures) == {
+        "confusion_matrix.png", "int8_vs_float.png", "memory.png", "latency.png"
+    }
     for name in pictures:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     links = set(re.findall(r"\]\(([^)]+)\)", report))

@@ -4,6 +4,7 @@
 - `int8_vs_float_png`: per-class recall of each stage side by side, and each test example's
   float score of the float model's class against the int8 model's score of that class.
 - `memory_png`: the int8 model's flash (.tflite parts) and RAM (TFLM arena parts) in KiB.
+- `latency_png`: estimated Cortex-M4 instructions per Invoke by op, one bar per graph / kernel set.
 """
 
 from __future__ import annotations
@@ -133,4 +134,39 @@ def memory_png(path: Path, memory: dict) -> Path:
     ax.set_xlim(0, 1.25 * max(sum(s for _, s in p) for p in parts.values()) / 1024)
     ax.set_title(f"int8 model memory at L={memory['seq_len']}")
     ax.legend(fontsize="small", ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    return _save(fig, path)
+
+
+def latency_png(path: Path, bars: dict[str, dict[str, float]], title: str) -> Path:
+    """Cortex-M4 instructions per Invoke (tflm.latency estimates), one stacked bar per entry of
+    `bars` ({label: {op: instructions}}), the ops with the most instructions overall first (the
+    rest as "other ops"); each bar ends with its total and ms at 64 MHz, CPI 1.0-1.5."""
+    from tflm_embbert.tflm.latency import CLOCK_HZ, CPIS
+
+    totals: dict[str, float] = {}
+    for by_op in bars.values():
+        for op, value in by_op.items():
+            totals[op] = totals.get(op, 0.0) + value
+    shown = [op for op, _ in sorted(totals.items(), key=lambda kv: -kv[1])[:8]]
+    fig, ax = plt.subplots(figsize=(9.0, 1.2 + 0.5 * len(bars)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] + ["#bbbbbb"]
+    widest = max(sum(by_op.values()) for by_op in bars.values()) / 1e6
+    for row, by_op in enumerate(bars.values()):
+        left = 0.0
+        parts = [(op, by_op.get(op, 0.0)) for op in shown]
+        parts.append(("other ops", sum(v for op, v in by_op.items() if op not in shown)))
+        for k, (op, value) in enumerate(parts):
+            ax.barh(row, value / 1e6, left=left, color=colors[k % len(colors)],
+                    label=op if row == 0 else None)  # fmt: skip
+            left += value / 1e6
+        ms = " - ".join(f"{left * 1e6 * cpi / CLOCK_HZ * 1e3:,.0f}" for cpi in CPIS)
+        ax.text(left + 0.01 * widest, row, f"{left:.1f} M, {ms} ms", va="center")
+    ax.set_yticks(range(len(bars)), list(bars))
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.45 * widest)
+    ax.set_xlabel("million Cortex-M4 instructions per Invoke (estimate)")
+    ax.set_title(title)
+    ax.legend(
+        fontsize="small", ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.5 / len(bars) - 0.25)
+    )
     return _save(fig, path)

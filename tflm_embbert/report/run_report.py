@@ -25,6 +25,7 @@ REPORT = "report.md"
 CONFUSION = "confusion_matrix.png"
 INT8_VS_FLOAT = "int8_vs_float.png"
 MEMORY = "memory.png"
+LATENCY = "latency.png"
 STAGE_NAMES = {
     "float": "float Keras",
     "qat": "QAT Keras",
@@ -46,6 +47,7 @@ FILES = {
     CONFUSION: "confusion matrix of the deployed stage on the test split",
     INT8_VS_FLOAT: "per-class recall of each stage; int8 against float probabilities",
     MEMORY: "flash and arena parts of the int8 model",
+    LATENCY: "estimated Cortex-M4 instructions per Invoke of the int8 model, by op",
     "train_log.csv": "float fine-tuning, one row per epoch",
     "qat_log.csv": "quantization-aware fine-tuning, one row per epoch",
     "vocab.txt": "the tokenizer's vocabulary",
@@ -121,8 +123,24 @@ def write_run_report(
     if memory:
         pictures.memory_png(folder / MEMORY, memory)
         written.append(MEMORY)
+    if (folder / "model_int8.tflite").is_file():
+        _latency_png(folder / LATENCY, (folder / "model_int8.tflite").read_bytes(), results)
+        written.append(LATENCY)
     (folder / REPORT).write_text(report_markdown(folder, task, results, written))
     return written + [REPORT]
+
+
+def _latency_png(path: Path, tflite: bytes, results: dict) -> Path:
+    """The int8 model's estimated instructions per Invoke on the Cortex-M4 (tflm.latency),
+    with TFLM + CMSIS-NN kernels and with the library's own kernels."""
+    from tflm_embbert.tflm import latency
+
+    bars = {
+        "TFLM + CMSIS-NN": latency.estimate_tflite(tflite).by_op,
+        "own kernels": latency.estimate_tflite(tflite, latency.own_kernel_ops()).by_op,
+    }
+    title = f"int8 model at L={results['seq_len']}: Cortex-M4 instructions per Invoke"
+    return pictures.latency_png(path, bars, title)
 
 
 def _stage_rows(results: dict) -> list[str]:
@@ -182,6 +200,7 @@ def report_markdown(folder: Path, task: TaskData, results: dict, pictures_writte
         CONFUSION: "Confusion matrix",
         INT8_VS_FLOAT: "int8 against float",
         MEMORY: "Memory of the int8 model",
+        LATENCY: "Cortex-M4 latency of the int8 model (estimate)",
     }
     shown_pictures = [name for name in titles if name in pictures_written]
     if shown_pictures:
