@@ -41,17 +41,23 @@ from tflm_embbert.common.files import write_text_atomic  # noqa: E402
 from tflm_embbert.tflm import latency  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("lengths", ["16", "32", "64", "128", "256"], "Sequence lengths (buckets).")
-flags.DEFINE_string("out", "bench/results/m4_kernels", "Result folder.")
-flags.DEFINE_string(
-    "costs_file",
-    str(latency.OWN_KERNEL_COSTS_FILE),
-    "Where the fitted cost models go (the file the latency estimate reads); '' to skip.",
-)
-flags.DEFINE_string("cxx", "arm-none-eabi-g++", "Cross compiler (C++).")
-flags.DEFINE_string("cc", "arm-none-eabi-gcc", "Cross compiler (C).")
-flags.DEFINE_string("qemu", "qemu-system-arm", "QEMU system emulator for Arm.")
-flags.DEFINE_integer("timeout", 600, "Seconds the QEMU run may take.")
+
+
+def define_flags() -> None:
+    """The CLI's flags, defined only when run as a script, so tests can import measure() beside
+    other bench modules that define flags of the same names."""
+    flags.DEFINE_list("lengths", ["16", "32", "64", "128", "256"], "Sequence lengths (buckets).")
+    flags.DEFINE_string("out", "bench/results/m4_kernels", "Result folder.")
+    flags.DEFINE_string(
+        "costs_file",
+        str(latency.OWN_KERNEL_COSTS_FILE),
+        "Where the fitted cost models go (the file the latency estimate reads); '' to skip.",
+    )
+    flags.DEFINE_string("cxx", "arm-none-eabi-g++", "Cross compiler (C++).")
+    flags.DEFINE_string("cc", "arm-none-eabi-gcc", "Cross compiler (C).")
+    flags.DEFINE_string("qemu", "qemu-system-arm", "QEMU system emulator for Arm.")
+    flags.DEFINE_integer("timeout", 600, "Seconds the QEMU run may take.")
+
 
 HARNESS_DIR = Path(__file__).resolve().parent / "m4"
 SRC_DIR = paths.REPO_ROOT / "arduino" / "src"
@@ -329,4 +335,5 @@ def markdown(meta: dict, models: dict, case_list: list[dict]) -> str:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
