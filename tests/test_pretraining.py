@@ -186,6 +186,8 @@ def test_new_phase_starts_from_an_earlier_run(tmp_path, tiny_tokenizer_dir, corp
                           env=env, check=True, capture_output=True, text=True)
     expected = "backbone + heads" if source == "run" else "backbone layers"
     assert "initialised" in done.stdout and expected in done.stdout
+    # a new phase, not a resumed run: it starts at step 0 (the first run's optimizer stays behind)
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["steps"] == 0
     from keras_models.models import load_backbone
 
     a, _ = load_backbone(tmp_path / "a_backbone")

@@ -90,9 +90,13 @@ def initialise(model: keras.Model, config, source: Path) -> str:
         latest = tf.train.latest_checkpoint(str(run_checkpoints))
         if latest is None:
             raise app.UsageError(f"--init_backbone {source}: the run has no checkpoint yet")
-        tf.train.Checkpoint(model=model).restore(
+        # Restored into an uncompiled twin, so that only the weights come across: a compiled
+        # model tracks its optimizer, and the new run must start at step 0 with fresh moments.
+        twin = keras.models.clone_model(model)
+        tf.train.Checkpoint(model=twin).restore(
             latest
         ).expect_partial().assert_existing_objects_matched()
+        model.set_weights(twin.get_weights())
         return f"the pretrainer (backbone + heads) at {Path(latest).name}"
     source_model, source_config = load_backbone(source)
     if source_config != config:
@@ -138,7 +142,9 @@ def pretrain(f, tokenizer: Tokenizer | None = None) -> dict:
     print(f"token stream: {len(train_stream):,} train + {len(held_out):,} held-out tokens")
 
     batcher = MLMBatcher(train_stream, f.seq_len, f.batch_size, config.vocabulary_size, f.seed)
-    val_batcher = MLMBatcher(held_out, f.seq_len, f.batch_size, config.vocabulary_size, f.seed + 1)
+    # The held-out batches do not follow --seed (seed 0's were drawn with 1), so every phase and
+    # every seed is scored on the same masked tokens and the logged figures compare across runs.
+    val_batcher = MLMBatcher(held_out, f.seq_len, f.batch_size, config.vocabulary_size, 1)
 
     strategy = make_strategy(f.strategy, f.cpu_devices)
     print(f"strategy {f.strategy}: {strategy.num_replicas_in_sync} replica(s)", flush=True)
