@@ -11,12 +11,16 @@ import pytest
 
 from bench import paper_benchmark as pb
 from bench.common import code_version
+from bench.paper import cell as paper_cell
+from bench.paper import plan as paper_plan
+from bench.paper import report as paper_report
+from bench.paper import tables as paper_tables
 from tests.conftest import REPO, subprocess_env
 from tflm_embbert.data.examples import Example, TaskData
 
 
 def test_plan_runs_seed_zero_of_every_model_first_cheap_tasks_first():
-    plan = pb.plan_cells(
+    plan = paper_plan.plan_cells(
         ["imdb", "snips"], ["embbert", "bert_2mb", "embbert_scratch"], [0, 1, 2], [0]
     )
     ids = [cell.id for cell in plan]
@@ -39,7 +43,9 @@ def _fake_result(cell, metric="accuracy", float_score=0.9, int8_score=0.9):
     return {
         "metric": metric,
         "test_split": "test",
-        "init": "shipped pretrained backbone" if pb.MODELS[cell.model].pretrained else "random",
+        "init": (
+            "shipped pretrained backbone" if paper_plan.MODELS[cell.model].pretrained else "random"
+        ),
         "quick": False,
         "seq_len": 32,
         "seq_len_rule": {"percentile": 99.0, "cap": 256},
@@ -57,7 +63,7 @@ def _fake_result(cell, metric="accuracy", float_score=0.9, int8_score=0.9):
 
 
 def test_finished_cells_are_not_recomputed_and_failures_are_retried(tmp_path):
-    plan = pb.plan_cells(["snips"], ["embbert", "embedder"], [0, 1], [0])
+    plan = paper_plan.plan_cells(["snips"], ["embbert", "embedder"], [0, 1], [0])
     calls = []
 
     def compute(cell):
@@ -67,20 +73,20 @@ def test_finished_cells_are_not_recomputed_and_failures_are_retried(tmp_path):
         return _fake_result(cell)
 
     lines = []
-    first = pb.run_cells(plan, tmp_path, compute, progress=lines.append)
+    first = paper_plan.run_cells(plan, tmp_path, compute, progress=lines.append)
     assert first["computed"] == ["snips__embbert__s0", "snips__embbert__s1"]
     assert first["failed"] == ["snips__embedder__s0"]
     error = json.loads((tmp_path / "cells" / "snips__embedder__s0.error.json").read_text())
     assert error["error"] == "RuntimeError: conversion failed second line"
     assert any("FAILED" in line for line in lines)
 
-    second = pb.run_cells(plan, tmp_path, compute, progress=lines.append)
+    second = paper_plan.run_cells(plan, tmp_path, compute, progress=lines.append)
     assert second["cached"] == ["snips__embbert__s0", "snips__embbert__s1"]
     assert second["computed"] == ["snips__embedder__s0"]
     assert not (tmp_path / "cells" / "snips__embedder__s0.error.json").exists()
     assert calls.count("snips__embbert__s0") == 1  # never recomputed
 
-    third = pb.run_cells(plan, tmp_path, compute, progress=lines.append)
+    third = paper_plan.run_cells(plan, tmp_path, compute, progress=lines.append)
     assert len(third["cached"]) == 3 and not third["computed"]
     cell = json.loads((tmp_path / "cells" / "snips__embbert__s1.json").read_text())
     assert (cell["task"], cell["model"], cell["seed"]) == ("snips", "embbert", 1)
@@ -88,9 +94,9 @@ def test_finished_cells_are_not_recomputed_and_failures_are_retried(tmp_path):
 
 
 def test_max_cells_stops_a_run_early(tmp_path):
-    plan = pb.plan_cells(["snips", "cola"], ["embbert"], [0], [0])
+    plan = paper_plan.plan_cells(["snips", "cola"], ["embbert"], [0], [0])
     reports = []
-    done = pb.run_cells(
+    done = paper_plan.run_cells(
         plan,
         tmp_path,
         _fake_result,
@@ -103,7 +109,7 @@ def test_max_cells_stops_a_run_early(tmp_path):
 
 
 def test_report_table_and_plots_from_fake_cells(tmp_path):
-    plan = pb.plan_cells(["snips", "cola"], ["embbert", "bert_2mb"], [0, 1, 2], [0])
+    plan = paper_plan.plan_cells(["snips", "cola"], ["embbert", "bert_2mb"], [0, 1, 2], [0])
     scores = {0: 0.90, 1: 0.92, 2: 0.94}
 
     def compute(cell):
@@ -111,8 +117,8 @@ def test_report_table_and_plots_from_fake_cells(tmp_path):
             return _fake_result(cell, "mcc", 0.20, 0.10)  # int8 loses 10 pp
         return _fake_result(cell, float_score=scores[cell.seed], int8_score=scores[cell.seed])
 
-    pb.run_cells(plan, tmp_path, compute, progress=lambda line: None)
-    text = pb.write_report(tmp_path, planned=len(plan))
+    paper_plan.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    text = paper_report.write_report(tmp_path, planned=len(plan))
     assert (tmp_path / "results.md").read_text() == text
     rows = {
         line.split(" | ")[0] + line.split(" | ")[1]: line
@@ -164,9 +170,9 @@ def test_seq_len_is_a_percentile_of_the_whole_train_split_capped(tiny_tokenizer)
         metric="accuracy",
         test_split="test",
     )
-    assert pb.choose_seq_len(tiny_tokenizer, task, 50.0, 256) == 64  # p50 = 52.5 -> 64
-    assert pb.choose_seq_len(tiny_tokenizer, task, 99.0, 256) == 112  # p99 = 101.01 -> 112
-    assert pb.choose_seq_len(tiny_tokenizer, task, 99.0, 96) == 96  # capped
+    assert paper_cell.choose_seq_len(tiny_tokenizer, task, 50.0, 256) == 64  # p50 = 52.5 -> 64
+    assert paper_cell.choose_seq_len(tiny_tokenizer, task, 99.0, 256) == 112  # p99 = 101.01 -> 112
+    assert paper_cell.choose_seq_len(tiny_tokenizer, task, 99.0, 96) == 96  # capped
 
 
 def test_epoch_caps():
@@ -195,25 +201,25 @@ def test_bad_flags_fail_in_one_line(args, message):
 
 
 def test_invocation_log_is_kept_current_and_appended(tmp_path):
-    first = pb.InvocationLog(tmp_path, planned=4, argv=["--quick"])
+    first = paper_plan.InvocationLog(tmp_path, planned=4, argv=["--quick"])
     first.update({"computed": ["a"]}, finished=False)
     entries = json.loads((tmp_path / "invocations.json").read_text())
     assert len(entries) == 1 and entries[0]["computed"] == 1 and not entries[0]["finished"]
     first.update({"computed": ["a", "b"], "cached": ["c"]}, finished=True)
-    second = pb.InvocationLog(tmp_path, planned=4, argv=[])
+    second = paper_plan.InvocationLog(tmp_path, planned=4, argv=[])
     second.update({"cached": ["a", "b", "c"]}, finished=False)
     entries = json.loads((tmp_path / "invocations.json").read_text())
     assert [(e["computed"], e["cached"], e["finished"]) for e in entries] == [
         (2, 1, True),
         (0, 3, False),
     ]
-    text = pb.write_report(tmp_path)
+    text = paper_report.write_report(tmp_path)
     assert "still running or stopped" in text and "0 cells finished of 4 planned" in text
 
 
 def test_invocation_log_ticks_inside_a_long_cell(tmp_path):
     """Elapsed time is written while a cell runs, so a run killed mid-cell still counts."""
-    log = pb.InvocationLog(tmp_path, planned=1, argv=[], every_seconds=0.05)
+    log = paper_plan.InvocationLog(tmp_path, planned=1, argv=[], every_seconds=0.05)
     first = json.loads((tmp_path / "invocations.json").read_text())[0]["elapsed_seconds"]
     time.sleep(0.5)
     ticked = json.loads((tmp_path / "invocations.json").read_text())[0]
@@ -245,7 +251,7 @@ def test_per_task_table_gives_what_pretraining_adds():
         }
 
     rows = [row("embbert", [56.0, 57.0], 2048), row("embbert_scratch", [50.25], 1024)]
-    header, table = pb.embbert_per_task(rows)
+    header, table = paper_tables.embbert_per_task(rows)
     assert len(table) == 1 and len(table[0]) == len(header)
     assert table[0][0] == "rte (acc, dev)" and table[0][4] == "56.50 ± 0.71"
     assert table[0][5] == "50.0 / 49.3"  # the paper's figures
@@ -257,7 +263,7 @@ def test_per_task_table_gives_what_pretraining_adds():
 def _fake_classical(cell, test_score=0.95, validation_score=0.96):
     return {
         "kind": "classical",
-        "init": pb.CLASSICAL_INIT,
+        "init": paper_cell.CLASSICAL_INIT,
         "metric": "accuracy",
         "test_split": "test",
         "float": {"validation": {"accuracy": validation_score}, "test": {"accuracy": test_score}},
@@ -267,7 +273,7 @@ def _fake_classical(cell, test_score=0.95, validation_score=0.96):
 
 
 def test_classical_reference_is_in_every_table_beside_the_neural_models(tmp_path):
-    plan = pb.plan_cells(["snips"], ["embbert", "tfidf_lr"], [0, 1], [0])
+    plan = paper_plan.plan_cells(["snips"], ["embbert", "tfidf_lr"], [0, 1], [0])
     assert [c.id for c in plan] == [
         "snips__embbert__s0",
         "snips__tfidf_lr__s0",
@@ -275,12 +281,12 @@ def test_classical_reference_is_in_every_table_beside_the_neural_models(tmp_path
     ]
 
     def compute(cell):
-        if pb.MODELS[cell.model].kind == "classical":
+        if paper_plan.MODELS[cell.model].kind == "classical":
             return _fake_classical(cell)
         return _fake_result(cell, float_score=0.92, int8_score=0.91 + 0.02 * cell.seed)
 
-    pb.run_cells(plan, tmp_path, compute, progress=lambda line: None)
-    text = pb.write_report(tmp_path, planned=len(plan))
+    paper_plan.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    text = paper_report.write_report(tmp_path, planned=len(plan))
     lines = text.splitlines()
     main = [x for x in lines if x.startswith("| snips (acc, test) | `tfidf_lr` | classical |")]
     assert len(main) == 1 and "| 95.00 (host float64) | - |" in main[0]
@@ -312,10 +318,10 @@ def test_classical_cell_fits_on_train_and_chooses_on_validation(monkeypatch, tmp
 
     task = TaskData("snips", split(8), split(3), split(4), ["n", "p"], "accuracy", "test")
     monkeypatch.setattr(datasets, "load_task", lambda name, data_dir, seed: task)
-    settings = pb.Settings(
+    settings = paper_cell.Settings(
         tmp_path, tmp_path, tmp_path, tmp_path, 1, {}, 0, 0.0, 99.0, 64, 1, False
     )
-    result = pb.compute_cell(pb.Cell("snips", "tfidf_lr", 0), settings)
+    result = paper_cell.compute_cell(paper_plan.Cell("snips", "tfidf_lr", 0), settings)
     assert result["kind"] == "classical" and result["float"]["test"]["accuracy"] == 1.0
     assert result["examples"] == [16, 6, 8]
     assert result["classical"]["parameter"] == "C"
@@ -340,16 +346,17 @@ def _fake_float_only(cell, float_score=0.85):
 
 
 def test_float_only_model_is_in_the_tables_with_no_int8_figures(tmp_path):
-    assert pb.MODELS["mamba"].float_only and pb.MODELS["mamba"].preset == "mamba_2mb"
-    plan = pb.plan_cells(["snips"], ["embbert", "mamba"], [0], [0])
+    mamba = paper_plan.MODELS["mamba"]
+    assert mamba.float_only and mamba.preset == "mamba_2mb"
+    plan = paper_plan.plan_cells(["snips"], ["embbert", "mamba"], [0], [0])
 
     def compute(cell):
-        if pb.MODELS[cell.model].float_only:
+        if paper_plan.MODELS[cell.model].float_only:
             return _fake_float_only(cell)
         return _fake_result(cell, float_score=0.93, int8_score=0.92)
 
-    pb.run_cells(plan, tmp_path, compute, progress=lambda line: None)
-    text = pb.write_report(tmp_path, planned=len(plan))
+    paper_plan.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    text = paper_report.write_report(tmp_path, planned=len(plan))
     lines = text.splitlines()
     main = [x for x in lines if x.startswith("| snips (acc, test) | `mamba` | scratch | 1 | 48 |")]
     assert len(main) == 1 and "| 85.00 | - | float only, no TFLM path | - |" in main[0]
@@ -381,12 +388,12 @@ def test_mamba_cell_runs_float_only_on_a_tiny_slice(monkeypatch, tmp_path, tiny_
     )
     monkeypatch.setattr(datasets, "load_task", lambda name, data_dir, seed: task)
     monkeypatch.setattr(presets, "get_config", lambda preset: tiny)
-    monkeypatch.setattr(pb, "tokenizer_dir_for", lambda settings, size: tiny_tokenizer_dir)
-    settings = pb.Settings(
+    monkeypatch.setattr(paper_cell, "tokenizer_dir_for", lambda settings, size: tiny_tokenizer_dir)
+    settings = paper_cell.Settings(
         tmp_path, tmp_path, tmp_path, tmp_path / "models", 1, {}, 2, 1e-5, 99.0, 32, 2, False
     )
-    cell = pb.Cell("snips", "mamba", 0)
-    result = pb.compute_cell(cell, settings)
+    cell = paper_plan.Cell("snips", "mamba", 0)
+    result = paper_cell.compute_cell(cell, settings)
     assert result["float_only"] and "qat" not in result and "int8_tflm" not in result
     assert 0.0 <= result["float"]["test"]["accuracy"] <= 1.0
     assert result["params"] == build_classifier(tiny, 2).count_params()

@@ -1,0 +1,1 @@
+"""The paper benchmark's parts; bench/paper_benchmark.py is its command."""
