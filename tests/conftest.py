@@ -12,6 +12,9 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# The export tests' fixtures (a tiny int8 model and its libraries), shared by several modules.
+pytest_plugins = ["tests.export_fixtures"]
+
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven wizards quietly hex "
     "jolly boxing judges near the riverbank and play music loudly on sunday mornings"
