@@ -22,7 +22,7 @@ Models: classification = `LogisticRegression` (lbfgs, multinomial for > 2 classe
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,18 +51,7 @@ class TfidfResult:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return {
-            "metric": self.metric,
-            "model": self.model,
-            "parameter": self.parameter,
-            "chosen": self.chosen,
-            "validation": self.validation,
-            "test": self.test,
-            "grid": self.grid,
-            "features": self.features,
-            "pairs": self.pairs,
-            "seconds": round(self.seconds, 1),
-        }
+        return {**asdict(self), "seconds": round(self.seconds, 1)}
 
 
 class PairFeatures:

@@ -20,10 +20,12 @@ LABELS = ["weather", "music", "naïve \"quoted\" label"]
 GXX = shutil.which("g++")
 
 
-def examples(n, seed):
+def examples(n, seed, words=(3, 11)):
+    """`n` examples of `words` (lowest, highest) random words, labels cycling 0, 1, 2."""
     rng = np.random.default_rng(seed)
+    low, high = words
     return [
-        Example(" ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))), None, int(i % 3))
+        Example(" ".join(rng.choice(WORDS, size=int(rng.integers(low, high + 1)))), None, i % 3)
         for i in range(n)
     ]
 
@@ -69,11 +71,7 @@ BUCKETS = [8, SEQ_LEN]
 
 def varied(n, seed):
     """Examples of 1 to 12 words: some fit bucket 8, some fill L=16, some are cut."""
-    rng = np.random.default_rng(seed)
-    return [
-        Example(" ".join(rng.choice(WORDS, size=int(rng.integers(1, 13)))), None, int(i % 3))
-        for i in range(n)
-    ]
+    return examples(n, seed, words=(1, 12))
 
 
 @pytest.fixture(scope="session")

@@ -28,24 +28,29 @@ EXPORT_CMD = ["-m", "export.export_tflite", "--out", "out", "--model", "model.ke
 FILES = ["--train_file", "train.csv", "--test_file", "test.csv"]
 MAX = "(the model's max_sequence_length is 32)"
 
+
+def _train(train_file: str, test_file: str = "test.csv") -> list[str]:
+    return TRAIN_CMD + ["--train_file", train_file, "--test_file", test_file]
+
+
 # name: (command line, the start of the one line after "<command>: ")
 CASES = {
     "not UTF-8": (
-        TRAIN_CMD + ["--train_file", "latin1.csv", "--test_file", "test.csv"],
+        _train("latin1.csv"),
         "latin1.csv:3: expected UTF-8 text, got byte e9 at byte offset 30 (re-save the file as "
         "UTF-8)",
     ),
     "ragged row": (
-        TRAIN_CMD + ["--train_file", "ragged.csv", "--test_file", "test.csv"],
+        _train("ragged.csv"),
         "ragged.csv:3: expected 2 comma-separated columns (as in the header), got 3 columns",
     ),
     "unknown test label": (
-        TRAIN_CMD + ["--train_file", "train.csv", "--test_file", "unknown.csv"],
+        _train("train.csv", "unknown.csv"),
         "unknown.csv:3: expected only labels of the train file ('music', 'weather'), got 2 other "
         "labels on 2 rows: 'restaurant' (line 3), 'taxi' (line 4)",
     ),
     "missing file": (
-        TRAIN_CMD + ["--train_file", "nothere.csv", "--test_file", "test.csv"],
+        _train("nothere.csv"),
         "--train_file: no such file nothere.csv",
     ),
     "train --seq_len 100000": (

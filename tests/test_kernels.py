@@ -48,6 +48,13 @@ def _logistic_model(size, calibration_range, seed):
             yield [sample.astype(np.float32)]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    return _full_int8(converter, data)
+
+
+def _full_int8(converter, data):
+    """A full-integer model (int8 input and output) from `converter`, calibrated on `data`."""
+    import tensorflow as tf
+
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = data
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -120,12 +127,7 @@ def _single_op_model(fn, shapes, low=-4.0, high=4.0, seed=0):
             yield [rng.uniform(low, high, shape).astype(np.float32) for shape in shapes]
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = data
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+    return _full_int8(converter, data)
 
 
 def _op_tensors(tflite, op_name):

@@ -260,6 +260,12 @@ def test_per_task_table_gives_what_pretraining_adds():
     assert table[0][8] == "50.25 (+6.25)"  # embbert's mean minus the scratch model
 
 
+def _report_text(plan, out, compute):
+    """The report after computing the plan with `compute`."""
+    paper_plan.run_cells(plan, out, compute, progress=lambda line: None)
+    return paper_report.write_report(out, planned=len(plan))
+
+
 def _fake_classical(cell, test_score=0.95, validation_score=0.96):
     return {
         "kind": "classical",
@@ -285,8 +291,7 @@ def test_classical_reference_is_in_every_table_beside_the_neural_models(tmp_path
             return _fake_classical(cell)
         return _fake_result(cell, float_score=0.92, int8_score=0.91 + 0.02 * cell.seed)
 
-    paper_plan.run_cells(plan, tmp_path, compute, progress=lambda line: None)
-    text = paper_report.write_report(tmp_path, planned=len(plan))
+    text = _report_text(plan, tmp_path, compute)
     lines = text.splitlines()
     main = [x for x in lines if x.startswith("| snips (acc, test) | `tfidf_lr` | classical |")]
     assert len(main) == 1 and "| 95.00 (host float64) | - |" in main[0]
@@ -355,8 +360,7 @@ def test_float_only_model_is_in_the_tables_with_no_int8_figures(tmp_path):
             return _fake_float_only(cell)
         return _fake_result(cell, float_score=0.93, int8_score=0.92)
 
-    paper_plan.run_cells(plan, tmp_path, compute, progress=lambda line: None)
-    text = paper_report.write_report(tmp_path, planned=len(plan))
+    text = _report_text(plan, tmp_path, compute)
     lines = text.splitlines()
     main = [x for x in lines if x.startswith("| snips (acc, test) | `mamba` | scratch | 1 | 48 |")]
     assert len(main) == 1 and "| 85.00 | - | float only, no TFLM path | - |" in main[0]

@@ -58,6 +58,7 @@ from tflm_embbert.data.examples import (
 from tflm_embbert.data.readers import (
     Table,
     class_label,
+    class_table,
     names_to_ids,
     nonempty_text,
     read_lines,
@@ -93,15 +94,10 @@ def _two_files(
 _BINARY = {"0": 0, "1": 1}
 
 # SST-2: `sentence<TAB>label` with header; 0 negative, 1 positive.
-_SST2 = Table(("sentence", "label"), "sentence", None, "label", class_label(_BINARY, "label"))
+_SST2 = class_table(("sentence", "label"), "sentence", "label", _BINARY)
 # CoLA: NO header; `source<TAB>label<TAB>star<TAB>sentence`; 0 unacceptable, 1 acceptable.
-_COLA = Table(
-    ("source", "label", "star", "sentence"),
-    "sentence",
-    None,
-    "label",
-    class_label(_BINARY, "label"),
-    header=False,
+_COLA = class_table(
+    ("source", "label", "star", "sentence"), "sentence", "label", _BINARY, header=False
 )
 # STS-B: 10 columns with header; label = float score in [0, 5] (regression).
 _STSB = Table(
@@ -178,21 +174,14 @@ def _load_mrpc(folder: Path, task: str) -> Splits:
 # Emotion (dair-ai): `text;label_name` with header; ids in Hugging Face order. The official
 # val.txt is NOT used: validation is the seeded slice of train.txt, as for every task here.
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
-_EMOTION = Table(
-    ("text", "label_name"),
-    "text",
-    None,
-    "label_name",
-    class_label(names_to_ids(EMOTION_LABELS), "label_name"),
-    delimiter=";",
+_EMOTION = class_table(
+    ("text", "label_name"), "text", "label_name", names_to_ids(EMOTION_LABELS), delimiter=";"
 )
 
 # IMDb (aclImdb v1.0): gzipped `text<TAB>label` with header, no quoting; neg=0, pos=1. Rows
 # are sorted by label (all neg first); HTML `<br />` tags are kept.
 IMDB_LABELS = ["neg", "pos"]
-_IMDB = Table(
-    ("text", "label"), "text", None, "label", class_label(names_to_ids(IMDB_LABELS), "label")
-)
+_IMDB = class_table(("text", "label"), "text", "label", names_to_ids(IMDB_LABELS))
 
 
 def _load_snips(folder: Path, task: str) -> Splits:
@@ -248,22 +237,20 @@ def _unquote_csv_field(text: str) -> str:
 
 
 # train_subset_alps10k.tsv: `description<TAB>label name`, no header (one is skipped if present).
-_AG_NEWS_TRAIN = Table(
+_AG_NEWS_TRAIN = class_table(
     ("sentence", "label"),
     "sentence",
-    None,
     "label",
-    class_label(names_to_ids(AG_NEWS_LABELS), "label"),
+    names_to_ids(AG_NEWS_LABELS),
     header=None,
     clean=_unquote_csv_field,
 )
 # test.csv: quoted CSV `class_index,title,description`, no header, class_index 1..4.
-_AG_NEWS_TEST = Table(
+_AG_NEWS_TEST = class_table(
     ("class_index", "title", "description"),
     "description",
-    None,
     "class_index",
-    class_label({str(i + 1): i for i in range(4)}, "class_index"),
+    {str(i + 1): i for i in range(4)},
     header=False,
     delimiter=",",
     quoted=True,
@@ -298,12 +285,11 @@ CYBERBULLYING_LABELS = [
     "other_cyberbullying",
     "religion",
 ]
-_CYBERBULLYING = Table(
+_CYBERBULLYING = class_table(
     ("tweet_text", "cyberbullying_type"),
     "tweet_text",
-    None,
     "cyberbullying_type",
-    class_label(names_to_ids(CYBERBULLYING_LABELS), "cyberbullying_type"),
+    names_to_ids(CYBERBULLYING_LABELS),
     delimiter=",",
     quoted=True,
 )

@@ -252,3 +252,11 @@ class Table:
 
 def names_to_ids(names: Sequence[str]) -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
+
+
+def class_table(
+    columns: tuple[str, ...], text: str, label: str, mapping: dict[str, int], **options
+) -> Table:
+    """A one-text table whose ``label`` column holds one of ``mapping``'s keys (``options``: the
+    other Table fields)."""
+    return Table(columns, text, None, label, class_label(mapping, label), **options)
