@@ -195,19 +195,28 @@ OWN_KERNEL_TABLE = {
     ),
     "SUB": ("embbert::Register_SUB_INT8()", "embbert::BinaryInt8(BinaryOp::kSub, ...)"),
     "ADD": ("embbert::Register_ADD_INT8()", "embbert::BinaryInt8(BinaryOp::kAdd, ...)"),
+    "FULLY_CONNECTED": (
+        "embbert::Register_FULLY_CONNECTED_INT8()",
+        "embbert::FullyConnectedChannelOffsets + FullyConnectedInt8 (embbert_int8_matmul.cpp)",
+    ),
 }
 OWN_KERNELS = {op: registration for op, (registration, _) in OWN_KERNEL_TABLE.items()}
 OWN_KERNEL_SOURCES = (
     "embbert_lut.h",
     "embbert_int8_ops.h",
     "embbert_int8_ops.cpp",
+    "embbert_int8_matmul.cpp",
     "embbert_kernels.h",
     "embbert_kernels.cpp",
 )
 # Persistent arena bytes the own kernels add per node beyond TFLM's reference kernels' (the
 # host-measured arena): LOGISTIC's 256-entry int8 table, SOFTMAX's 256-entry int32 exp table,
-# the cores' parameters next to TFLM's op data (ADD/SUB/MUL/MEAN/DEPTHWISE), rounded up to 16.
+# the cores' parameters next to TFLM's op data (ADD/SUB/MUL/MEAN/DEPTHWISE/FULLY_CONNECTED),
+# rounded up to 16. FULLY_CONNECTED also keeps an int32 per output channel (bias + input offset x
+# the weights' sum) and, with >= 4 input rows, a scratch of 8 x depth bytes that lives only
+# during the op (so only the largest counts): own_kernel_extra_arena reads them off the shapes.
 OWN_KERNEL_EXTRA_ARENA = {
+    "FULLY_CONNECTED": 48,
     "LOGISTIC": 256,
     "SOFTMAX": 1024,
     "ADD": 112,
@@ -218,10 +227,26 @@ OWN_KERNEL_EXTRA_ARENA = {
 }
 
 
-def own_kernel_extra_arena(model_ops: list[str]) -> int:
-    """Extra persistent arena bytes of the own kernels for a model's op list (one entry per
-    node), each rounded up to 16 bytes as TFLM aligns persistent buffers."""
-    return sum(-(-OWN_KERNEL_EXTRA_ARENA.get(op, 0) // 16) * 16 for op in model_ops)
+def _round16(n: int) -> int:
+    return -(-n // 16) * 16
+
+
+def own_kernel_extra_arena(report: TFLiteReport) -> int:
+    """Extra arena bytes of the own kernels for a model (one subgraph's report), each persistent
+    buffer rounded up to 16 bytes as TFLM aligns them, plus the largest FULLY_CONNECTED
+    scratch."""
+    total = sum(_round16(OWN_KERNEL_EXTRA_ARENA.get(op.name, 0)) for op in report.ops)
+    scratch = 0
+    for op in report.ops:
+        if op.name != "FULLY_CONNECTED":
+            continue
+        out_shape = report.tensors[op.outputs[0]].shape
+        depth = report.tensors[op.inputs[1]].shape[-1]
+        channels = out_shape[-1] if out_shape else 1
+        total += _round16(4 * channels)
+        if channels and math.prod(out_shape) // channels >= 4:
+            scratch = max(scratch, _round16(8 * (depth // 4) * 4))
+    return total + scratch
 
 
 def op_resolver_header(prefix: str, model_ops: list[str], own_kernels: bool = False) -> str:

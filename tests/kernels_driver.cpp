@@ -159,6 +159,34 @@ void Depthwise() {
   Print(out.data(), static_cast<long>(out.size()));
 }
 
+void FullyConnected() {
+  const bool per_channel = Next() != 0;
+  const bool use_scratch = Next() != 0;
+  const int batches = Next(), depth = Next(), channels = Next();
+  embbert::FullyConnectedParams p;
+  p.input_offset = Next();
+  p.filter_offset = Next();
+  p.output_offset = Next();
+  p.activation_min = Next();
+  p.activation_max = Next();
+  const int has_bias = Next();
+  auto filter = Read<int8_t>(static_cast<long>(channels) * depth);
+  auto bias = Read<int32_t>(has_bias ? channels : 0);
+  const int quant = per_channel ? channels : 1;
+  auto mult = Read<int32_t>(quant);
+  auto shift = Read<int32_t>(quant);
+  auto x = Read<int8_t>(static_cast<long>(batches) * depth);
+  std::vector<int32_t> offsets(static_cast<size_t>(channels));
+  embbert::FullyConnectedChannelOffsets(p, filter.data(), has_bias ? bias.data() : nullptr,
+                                        channels, depth, offsets.data());
+  std::vector<uint32_t> scratch(static_cast<size_t>(embbert::FullyConnectedScratchWords(depth)));
+  std::vector<int8_t> out(static_cast<size_t>(batches) * channels);
+  embbert::FullyConnectedInt8(p, offsets.data(), mult.data(), shift.data(), per_channel, batches,
+                              depth, channels, x.data(), filter.data(),
+                              use_scratch ? scratch.data() : nullptr, out.data());
+  Print(out.data(), static_cast<long>(out.size()));
+}
+
 }  // namespace
 
 int main() {
@@ -172,6 +200,7 @@ int main() {
       else if (!strcmp(op, "softmax")) Softmax(false);
       else if (!strcmp(op, "reciprocal")) Reciprocal();
       else if (!strcmp(op, "depthwise")) Depthwise();
+      else if (!strcmp(op, "fc")) FullyConnected();
       else {
         fprintf(stderr, "driver: unknown request %s\n", op);
         return 2;

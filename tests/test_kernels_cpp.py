@@ -40,6 +40,7 @@ def driver(tmp_path_factory):
             "-I",
             str(SRC),
             str(SRC / "embbert_int8_ops.cpp"),
+            str(SRC / "embbert_int8_matmul.cpp"),
             str(REPO_ROOT / "tests" / "kernels_driver.cpp"),
             "-o",
             str(binary),
@@ -278,6 +279,75 @@ def test_depthwise_causal_conv_and_padding_skip(driver):
         np.testing.assert_array_equal(got, want)
 
 
+def _fc_case(rng, batches, depth, channels, per_channel, zw=0, bias=True, scratch=True):
+    x = rng.integers(-128, 128, (batches, depth)).astype(np.int8)
+    w = rng.integers(-127, 128, (channels, depth)).astype(np.int8)
+    b = rng.integers(-30000, 30000, channels) if bias else None
+    scales = rng.uniform(0.002, 0.02, channels if per_channel else 1)
+    mults, shifts = port.depthwise_params(0.05, scales, 0.09)
+    zi, zo = int(rng.integers(-128, 128)), int(rng.integers(-20, 20))
+    want = port.fully_connected(x, w, b, mults, shifts, zi=zi, zw=0 if per_channel else zw, zo=zo)
+    request = [
+        "fc",
+        int(per_channel),
+        int(scratch),
+        batches,
+        depth,
+        channels,
+        -zi,
+        -zw,
+        zo,
+        -128,
+        127,
+        int(bias),
+        *w.reshape(-1).tolist(),
+        *([] if b is None else b.tolist()),
+        *mults,
+        *shifts,
+        *x.reshape(-1).tolist(),
+    ]
+    return request, want.reshape(-1)
+
+
+def test_fully_connected_blocks_and_tails(driver):
+    """The graphs' shapes (16 rows x 128 -> 128, the [CLS] row, the 7-label head, the 16-wide
+    embedding projection) and odd ones: rows % 4 (the 2 x 2 and 1-row tails), depth % 4, odd
+    channels, per-tensor with a filter zero point, no bias, no scratch."""
+    rng = np.random.default_rng(5)
+    cases = [
+        dict(batches=16, depth=128, channels=128, per_channel=False),
+        dict(batches=16, depth=16, channels=128, per_channel=False),
+        dict(batches=1, depth=128, channels=7, per_channel=False),
+        dict(batches=32, depth=128, channels=128, per_channel=True),
+        dict(batches=7, depth=130, channels=5, per_channel=False, zw=3),
+        dict(batches=6, depth=9, channels=3, per_channel=True, bias=False),
+        dict(batches=5, depth=3, channels=1, per_channel=False, zw=-2),
+        dict(batches=9, depth=64, channels=10, per_channel=False, scratch=False),
+    ]
+    requests, expected = zip(*[_fc_case(rng, **case) for case in cases], strict=True)
+    for got, want in zip(driver(list(requests)), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fully_connected_extreme_sums(driver):
+    """Depth 1024 with constant inputs at both int8 extremes (large sums of one sign)."""
+    rng = np.random.default_rng(6)
+    requests, expected = [], []
+    for fill in (-128, 127):
+        request, want = _fc_case(rng, 4, 1024, 4, per_channel=False)
+        x_at = len(request) - 4 * 1024
+        request[x_at:] = [fill] * (4 * 1024)
+        x = np.full((4, 1024), fill, np.int8)
+        w = np.asarray(request[12 : 12 + 4 * 1024], np.int8).reshape(4, 1024)
+        b = np.asarray(request[12 + 4 * 1024 : 12 + 4 * 1024 + 4])
+        mults, shifts = request[-4 * 1024 - 2 : -4 * 1024 - 1], request[-4 * 1024 - 1 : -4 * 1024]
+        want = port.fully_connected(x, w, b, mults, shifts, zi=-request[6], zw=0, zo=request[8])
+        requests.append(request)
+        expected.append(want.reshape(-1))
+    for got, want in zip(driver(requests), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("compiler", ["g++", "arm-none-eabi-g++"])
 def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
     """The TFLM-facing wrappers (embbert_kernels.cpp) and the cores against tests/cpp_stubs, which
@@ -290,7 +360,7 @@ def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
 
     (tmp_path / CONFIG_HEADER).write_text(config_header(cmsis_nn=False))
     arch = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard"] if compiler.startswith("arm") else []
-    for source in ("embbert_kernels.cpp", "embbert_int8_ops.cpp"):
+    for source in ("embbert_kernels.cpp", "embbert_int8_ops.cpp", "embbert_int8_matmul.cpp"):
         done = subprocess.run(
             [
                 cxx,

@@ -268,3 +268,19 @@ def depthwise(x, filt, bias, mults, shifts, *, zi, zo, pad_w=0, depth_multiplier
         acc = _wrap32((rows * filt[0, 0]).sum(axis=0) + (0 if bias is None else bias))
         out[t] = mbqm(acc, np.asarray(mults), np.asarray(shifts)) + zo
     return np.clip(out, -128, 127).astype(np.int8).reshape(1, 1, out_w, out_ch)
+
+
+def fully_connected(x, w, bias, mults, shifts, *, zi, zw, zo):
+    """reference_integer_ops FullyConnected (one multiplier; weights offset -zw) or
+    FullyConnectedPerChannel (a multiplier per channel; pass zw=0: it ignores the filter zero
+    point): x [B, D], w [C, D] -> int8 [B, C]."""
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64)
+    acc = _wrap32((x[:, None, :] - zi) * (w[None, :, :] - zw)).sum(axis=-1)
+    acc = _wrap32(acc + (0 if bias is None else np.asarray(bias, np.int64)))
+    mults, shifts = np.asarray(mults, np.int64), np.asarray(shifts, np.int64)
+    if mults.size == 1:
+        out = mbqm(acc, int(mults.reshape(-1)[0]), int(shifts.reshape(-1)[0]))
+    else:
+        out = mbqm(acc, mults[None, :], np.broadcast_to(shifts[None, :], acc.shape))
+    return np.clip(out + zo, -128, 127).astype(np.int8)

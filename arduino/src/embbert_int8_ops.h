@@ -129,6 +129,29 @@ void DepthwiseConvInt8(const DepthwiseParams& params, const int32_t* output_mult
                        const int8_t* input, int filter_h, int filter_w, const int8_t* filter,
                        const int32_t* bias, int out_h, int out_w, int8_t* output);
 
+// FULLY_CONNECTED int8 (embbert_int8_matmul.cpp), as TFLM's reference integer FullyConnected
+// (per-tensor) / FullyConnectedPerChannel: input [batches, depth], filter [channels, depth],
+// output [batches, channels]. The bias and input_offset * sum(weights) part of every sum is
+// computed once per node by FullyConnectedChannelOffsets (channels int32, kept by the caller);
+// FullyConnectedInt8 then only takes the dot products: four input rows at a time widened into
+// `scratch` (FullyConnectedScratchWords(depth) words, 4-byte aligned; nullptr: no 4-row blocks)
+// and SMLAD on the M4. multiplier/shift: one value (per_channel false) or one per channel.
+struct FullyConnectedParams {
+  int32_t input_offset;   // -input zero point
+  int32_t filter_offset;  // -filter zero point (0 for TFLite's int8 weights)
+  int32_t output_offset;
+  int32_t activation_min;
+  int32_t activation_max;
+};
+int FullyConnectedScratchWords(int depth);
+void FullyConnectedChannelOffsets(const FullyConnectedParams& params, const int8_t* filter,
+                                  const int32_t* bias, int channels, int depth,
+                                  int32_t* channel_offset);
+void FullyConnectedInt8(const FullyConnectedParams& params, const int32_t* channel_offset,
+                        const int32_t* multiplier, const int32_t* shift, bool per_channel,
+                        int batches, int depth, int channels, const int8_t* input,
+                        const int8_t* filter, uint32_t* scratch, int8_t* output);
+
 }  // namespace embbert
 
 #endif  // EMBBERT_INT8_OPS_H_

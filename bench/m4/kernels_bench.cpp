@@ -174,6 +174,31 @@ void Depthwise(const char* name, int in_w, int out_w, int ch, int k, int lead) {
   });
 }
 
+// FULLY_CONNECTED: input (rows, depth), filter (channels, depth), per-tensor multiplier; the
+// per-channel offsets are Prepare's work (not timed), the scratch as the TFLM wrapper gives it.
+uint32_t g_fc_scratch[2048];
+int32_t g_fc_offsets[1024];
+void FullyConnected(const char* name, int rows, int depth, int channels) {
+  embbert::FullyConnectedParams p = {};
+  p.input_offset = 5;
+  p.filter_offset = 0;
+  p.output_offset = -3;
+  p.activation_min = -128;
+  p.activation_max = 127;
+  int shift;
+  QuantizeMultiplier(0.05 * 0.01 / 0.08, &g_mult[0], &shift);
+  g_shift[0] = shift;
+  Fill(g_in1, rows * depth);
+  Fill(g_filter, channels * depth);
+  for (int c = 0; c < channels; ++c) g_bias[c] = RandomInt8() * 91;
+  embbert::FullyConnectedChannelOffsets(p, g_filter, g_bias, channels, depth, g_fc_offsets);
+  uint32_t* scratch = rows >= 4 ? g_fc_scratch : nullptr;
+  Measure(name, [=] {
+    embbert::FullyConnectedInt8(p, g_fc_offsets, g_mult, g_shift, false, rows, depth, channels,
+                                g_in1, g_filter, scratch, g_out);
+  });
+}
+
 }  // namespace
 
 #define LOGISTIC(name, elements) Logistic(name, elements)
@@ -187,6 +212,7 @@ void Depthwise(const char* name, int in_w, int out_w, int ch, int k, int lead) {
 #define MEAN(name, rows, depth) Mean(name, rows, depth)
 #define SOFTMAX(name, rows, depth) Softmax(name, rows, depth)
 #define DEPTHWISE(name, in_w, out_w, ch, k, lead) Depthwise(name, in_w, out_w, ch, k, lead)
+#define FC(name, rows, depth, channels) FullyConnected(name, rows, depth, channels)
 
 int main() {
   const uint32_t loops[2] = {100000u, 1100000u};

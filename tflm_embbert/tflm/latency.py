@@ -122,6 +122,8 @@ def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple
     if name == "DEPTHWISE_CONV_2D":
         walk = causal_conv_walk(tuple(input_shapes[0]), tuple(input_shapes[1]), tuple(output_shape))
         return name, {"calls": 1, **walk}
+    if name == "FULLY_CONNECTED":
+        return name, {"calls": 1, **fully_connected_walk(tuple(input_shapes[1]), output_shape)}
     raise ValueError(f"{name}: the library has no own kernel for this op")
 
 
@@ -145,6 +147,26 @@ def causal_conv_walk(input_shape: tuple, filter_shape: tuple, output_shape: tupl
         "scanned": lead * channels,
         "outputs": out_len * out_c,
         "macs": walked * out_c,
+    }
+
+
+def fully_connected_walk(filter_shape: tuple, output_shape: tuple) -> dict:
+    """The own FULLY_CONNECTED kernel's work: rows in groups of four ("groups": each widened
+    once into the scratch; "dots": one SMLAD pass over a weight row per group and channel,
+    "macs4" their MACs), the leftover rows % 4 in 2 x 2 blocks in C ("tail_blocks",
+    "tail_macs"; also the depths % 4 of the groups), and one requantization per output
+    ("outputs")."""
+    channels = int(output_shape[-1]) if output_shape else 1
+    depth = int(filter_shape[-1])
+    rows = _size(output_shape) // max(channels, 1)
+    groups, tail = divmod(rows, 4)
+    return {
+        "groups": groups,
+        "dots": groups * channels,
+        "macs4": 4 * groups * (depth // 4 * 4) * channels,
+        "tail_blocks": -(-tail // 2) * -(-channels // 2),
+        "tail_macs": (tail * depth + 4 * groups * (depth % 4)) * channels,
+        "outputs": rows * channels,
     }
 
 
