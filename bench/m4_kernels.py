@@ -4,7 +4,7 @@ QEMU, and the linear cost models the latency estimate uses (tflm_embbert/tflm/la
     python bench/m4_kernels.py                    # shapes of the shipped backbone, L 16..256
 
 Method: the cores (embbert_lut.h's table lookup for LOGISTIC; embbert_int8_ops.cpp's ADD / SUB /
-MUL, MEAN, SOFTMAX and depthwise conv; embbert_int8_matmul.cpp's FULLY_CONNECTED) are
+MUL, MEAN, SOFTMAX and depthwise conv; embbert_int8_matmul.cpp's FULLY_CONNECTED, BATCH_MATMUL) are
 cross-compiled with Debian's arm-none-eabi-gcc (-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -O2)
 into a bare-metal harness (bench/m4/: start-up, linker script, counter, driver; no TFLM) and
 run on qemu-system-arm's mps2-an386 with `-icount shift=0`: every executed instruction advances
@@ -74,6 +74,17 @@ FEATURES = {
     "SOFTMAX": ["calls", "rows", "elements"],
     "DEPTHWISE_CONV_2D": ["calls", "scanned", "outputs", "macs"],
     "FULLY_CONNECTED": ["calls", "groups", "dots", "macs4", "tail_blocks", "tail_macs", "outputs"],
+    "BATCH_MATMUL": [
+        "calls",
+        "batches",
+        "sums",
+        "groups",
+        "dots",
+        "macs4",
+        "tail_blocks",
+        "tail_macs",
+        "outputs",
+    ],  # fmt: skip
 }
 BINARY_OPS = {"ADD": "kAdd", "SUB": "kSub", "MUL": "kMul"}
 
@@ -147,6 +158,21 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
             [(1, rows, depth), (channels, depth)],
             (1, rows, channels),
             f"FC(@, {rows}, {depth}, {channels})",
+        )
+    # BATCH_MATMUL: attention scores (L x d by L x d), probabilities x values (L x L by d x L),
+    # the [CLS] row, the chunked L=256 attention (64-row chunks), odd shapes
+    bmm_shapes = []
+    for rows in lengths:
+        bmm_shapes += [(1, rows, hidden, rows), (1, rows, rows, hidden), (1, 1, hidden, rows),
+                       (1, 1, rows, hidden)]  # fmt: skip
+    bmm_shapes += [(1, 64, hidden, 256), (1, 64, 256, hidden), (2, 7, 10, 5), (3, 5, 9, 6),
+                   (2, 12, 40, 20), (1, 4, 12, 3), (4, 8, 16, 8)]  # fmt: skip
+    for batches, rows, depth, cols in bmm_shapes:
+        add(
+            "BATCH_MATMUL",
+            [(batches, rows, depth), (batches, cols, depth)],
+            (batches, rows, cols),
+            f"BMM(@, {batches}, {rows}, {depth}, {cols})",
         )
     for op, code in BINARY_OPS.items():
         for rows in rows_list:

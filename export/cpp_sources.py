@@ -195,6 +195,10 @@ OWN_KERNEL_TABLE = {
     ),
     "SUB": ("embbert::Register_SUB_INT8()", "embbert::BinaryInt8(BinaryOp::kSub, ...)"),
     "ADD": ("embbert::Register_ADD_INT8()", "embbert::BinaryInt8(BinaryOp::kAdd, ...)"),
+    "BATCH_MATMUL": (
+        "embbert::Register_BATCH_MATMUL_INT8()",
+        "embbert::BatchMatMulInt8 (embbert_int8_matmul.cpp)",
+    ),
     "FULLY_CONNECTED": (
         "embbert::Register_FULLY_CONNECTED_INT8()",
         "embbert::FullyConnectedChannelOffsets + FullyConnectedInt8 (embbert_int8_matmul.cpp)",
@@ -208,6 +212,7 @@ OWN_KERNEL_SOURCES = (
     "embbert_int8_matmul.cpp",
     "embbert_kernels.h",
     "embbert_kernels.cpp",
+    "embbert_matmul_kernels.cpp",
 )
 # Persistent arena bytes the own kernels add per node beyond TFLM's reference kernels' (the
 # host-measured arena): LOGISTIC's 256-entry int8 table, SOFTMAX's 256-entry int32 exp table,
@@ -215,8 +220,11 @@ OWN_KERNEL_SOURCES = (
 # rounded up to 16. FULLY_CONNECTED also keeps an int32 per output channel (bias + input offset x
 # the weights' sum) and, with >= 4 input rows, a scratch of 8 x depth bytes that lives only
 # during the op (so only the largest counts): own_kernel_extra_arena reads them off the shapes.
+# BATCH_MATMUL's scratch (per-column offsets, the 4-row scratch, a transposed rhs unless adj_y)
+# is counted the same way.
 OWN_KERNEL_EXTRA_ARENA = {
     "FULLY_CONNECTED": 48,
+    "BATCH_MATMUL": 16,
     "LOGISTIC": 256,
     "SOFTMAX": 1024,
     "ADD": 112,
@@ -238,14 +246,20 @@ def own_kernel_extra_arena(report: TFLiteReport) -> int:
     total = sum(_round16(OWN_KERNEL_EXTRA_ARENA.get(op.name, 0)) for op in report.ops)
     scratch = 0
     for op in report.ops:
-        if op.name != "FULLY_CONNECTED":
-            continue
-        out_shape = report.tensors[op.outputs[0]].shape
-        depth = report.tensors[op.inputs[1]].shape[-1]
+        out_shape = report.tensors[op.outputs[0]].shape if op.outputs else ()
         channels = out_shape[-1] if out_shape else 1
-        total += _round16(4 * channels)
-        if channels and math.prod(out_shape) // channels >= 4:
-            scratch = max(scratch, _round16(8 * (depth // 4) * 4))
+        if op.name == "FULLY_CONNECTED":
+            depth = report.tensors[op.inputs[1]].shape[-1]
+            total += _round16(4 * channels)
+            if channels and math.prod(out_shape) // channels >= 4:
+                scratch = max(scratch, _round16(8 * (depth // 4) * 4))
+        elif op.name == "BATCH_MATMUL":
+            lhs = report.tensors[op.inputs[0]].shape
+            rows, depth = (lhs[-2], lhs[-1]) if len(lhs) >= 2 else (1, 1)
+            words = channels + (8 * (depth // 4) if rows >= 4 else 0)
+            if op.options is not None and not op.options.adjY:
+                words += -(-channels * depth // 4)
+            scratch = max(scratch, _round16(4 * words))
     return total + scratch
 
 

@@ -187,6 +187,30 @@ void FullyConnected() {
   Print(out.data(), static_cast<long>(out.size()));
 }
 
+void BatchMatMul() {
+  const bool rhs_transposed = Next() != 0;
+  const int lhs_batches = Next(), rhs_batches = Next(), rows = Next(), depth = Next(),
+            cols = Next();
+  embbert::FullyConnectedParams p;
+  p.input_offset = Next();
+  p.filter_offset = Next();
+  p.output_offset = Next();
+  p.activation_min = -128;
+  p.activation_max = 127;
+  const int32_t mult = Next();
+  const int32_t shift = Next();
+  auto lhs = Read<int8_t>(static_cast<long>(lhs_batches) * rows * depth);
+  auto rhs = Read<int8_t>(static_cast<long>(rhs_batches) * cols * depth);
+  const int batches = lhs_batches > rhs_batches ? lhs_batches : rhs_batches;
+  std::vector<uint32_t> scratch(static_cast<size_t>(
+      embbert::BatchMatMulScratchWords(rows, depth, cols, rhs_transposed)));
+  std::vector<int8_t> out(static_cast<size_t>(batches) * rows * cols);
+  embbert::BatchMatMulInt8(p, mult, shift, batches, lhs_batches == 1 && batches > 1,
+                           rhs_batches == 1 && batches > 1, rows, depth, cols, rhs_transposed,
+                           lhs.data(), rhs.data(), scratch.data(), out.data());
+  Print(out.data(), static_cast<long>(out.size()));
+}
+
 }  // namespace
 
 int main() {
@@ -201,6 +225,7 @@ int main() {
       else if (!strcmp(op, "reciprocal")) Reciprocal();
       else if (!strcmp(op, "depthwise")) Depthwise();
       else if (!strcmp(op, "fc")) FullyConnected();
+      else if (!strcmp(op, "bmm")) BatchMatMul();
       else {
         fprintf(stderr, "driver: unknown request %s\n", op);
         return 2;

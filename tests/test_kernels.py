@@ -264,3 +264,35 @@ def test_port_fully_connected_equals_runtime(per_channel):
     want = port.fully_connected(x, f_info["value"], b_info["value"], mults, shifts,
                                 zi=x_info["zero_point"], zw=0, zo=o_info["zero_point"])
     np.testing.assert_array_equal(want.reshape(got.shape), got)
+
+
+@pytest.mark.parametrize("adj_y", [True, False])
+def test_port_batch_matmul_equals_runtime(adj_y):
+    import tensorflow as tf
+
+    from tests import tflm_int8_port as port
+
+    rows, depth, cols = 16, 32, 24
+    rhs_shape = (1, cols, depth) if adj_y else (1, depth, cols)
+    tflite = _single_op_model(
+        lambda a, b: tf.matmul(a, b, transpose_b=adj_y), [(1, rows, depth), rhs_shape]
+    )
+    (l_info, r_info), (o_info,) = _op_tensors(tflite, "BATCH_MATMUL")
+    (mult,), (shift,) = port.depthwise_params(
+        float(l_info["scales"][0]), [float(r_info["scales"][0])], float(o_info["scales"][0])
+    )
+    rng = np.random.default_rng(9)
+    lhs = rng.integers(-128, 128, (1, rows, depth)).astype(np.int8)
+    rhs = rng.integers(-128, 128, rhs_shape).astype(np.int8)
+    got = _run_micro(tflite, [lhs, rhs])
+    want = port.batch_matmul(
+        lhs,
+        rhs,
+        mult,
+        shift,
+        zl=l_info["zero_point"],
+        zr=r_info["zero_point"],
+        zo=o_info["zero_point"],
+        adj_y=adj_y,
+    )
+    np.testing.assert_array_equal(want.reshape(got.shape), got)

@@ -348,6 +348,37 @@ def test_fully_connected_extreme_sums(driver):
         np.testing.assert_array_equal(got, want)
 
 
+def _bmm_case(rng, lhs_batches, rhs_batches, rows, depth, cols, adj_y=True):
+    lhs = rng.integers(-128, 128, (lhs_batches, rows, depth)).astype(np.int8)
+    rhs_shape = (rhs_batches, cols, depth) if adj_y else (rhs_batches, depth, cols)
+    rhs = rng.integers(-128, 128, rhs_shape).astype(np.int8)
+    (mult,), (shift,) = port.depthwise_params(0.05, [0.03], 0.4)
+    zl, zr, zo = (int(v) for v in rng.integers(-128, 128, 3))
+    want = port.batch_matmul(lhs, rhs, mult, shift, zl=zl, zr=zr, zo=zo, adj_y=adj_y)
+    request = ["bmm", int(adj_y), lhs_batches, rhs_batches, rows, depth, cols, -zl, -zr, zo,
+               mult, shift, *lhs.reshape(-1).tolist(), *rhs.reshape(-1).tolist()]  # fmt: skip
+    return request, want.reshape(-1)
+
+
+def test_batch_matmul_shapes_of_the_graphs_and_odd_ones(driver):
+    """Attention scores (L x d by L x d^T), probabilities x values (L x L by d x L^T), the [CLS]
+    row, the chunked L=256 attention; rhs not transposed (adj_y false), broadcast batches,
+    leftover rows and depths."""
+    rng = np.random.default_rng(8)
+    cases = [
+        dict(lhs_batches=1, rhs_batches=1, rows=16, depth=128, cols=16),
+        dict(lhs_batches=1, rhs_batches=1, rows=16, depth=16, cols=128),
+        dict(lhs_batches=1, rhs_batches=1, rows=1, depth=128, cols=32),
+        dict(lhs_batches=1, rhs_batches=1, rows=64, depth=256, cols=128),
+        dict(lhs_batches=2, rhs_batches=2, rows=7, depth=10, cols=5, adj_y=False),
+        dict(lhs_batches=3, rhs_batches=1, rows=5, depth=9, cols=6),
+        dict(lhs_batches=1, rhs_batches=2, rows=4, depth=12, cols=3, adj_y=False),
+    ]
+    requests, expected = zip(*[_bmm_case(rng, **case) for case in cases], strict=True)
+    for got, want in zip(driver(list(requests)), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("compiler", ["g++", "arm-none-eabi-g++"])
 def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
     """The TFLM-facing wrappers (embbert_kernels.cpp) and the cores against tests/cpp_stubs, which
@@ -360,7 +391,9 @@ def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
 
     (tmp_path / CONFIG_HEADER).write_text(config_header(cmsis_nn=False))
     arch = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard"] if compiler.startswith("arm") else []
-    for source in ("embbert_kernels.cpp", "embbert_int8_ops.cpp", "embbert_int8_matmul.cpp"):
+    sources = ("embbert_kernels.cpp", "embbert_matmul_kernels.cpp", "embbert_int8_ops.cpp",
+               "embbert_int8_matmul.cpp")  # fmt: skip
+    for source in sources:
         done = subprocess.run(
             [
                 cxx,

@@ -284,3 +284,14 @@ def fully_connected(x, w, bias, mults, shifts, *, zi, zw, zo):
     else:
         out = mbqm(acc, mults[None, :], np.broadcast_to(shifts[None, :], acc.shape))
     return np.clip(out + zo, -128, 127).astype(np.int8)
+
+
+def batch_matmul(lhs, rhs, mult, shift, *, zl, zr, zo, adj_y=True):
+    """reference_ops::BatchMatMul int8 (adj_x false): lhs (B, rows, depth), rhs (B, cols,
+    depth) if adj_y else (B, depth, cols); B may be 1 on either side (broadcast)."""
+    lhs = np.asarray(lhs, np.int64) - zl
+    rhs = np.asarray(rhs, np.int64) - zr
+    if not adj_y:
+        rhs = np.swapaxes(rhs, -1, -2)
+    acc = _wrap32((lhs[:, :, None, :] * rhs[:, None, :, :]).sum(axis=-1))
+    return np.clip(mbqm(acc, mult, shift) + zo, -128, 127).astype(np.int8)

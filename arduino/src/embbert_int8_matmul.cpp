@@ -66,6 +66,7 @@ inline int32_t Smlad(uint32_t a, uint32_t b, int32_t acc) {
   return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(lo) +
                               static_cast<uint32_t>(hi));
 }
+
 #endif
 
 inline int32_t Mac(int32_t acc, int8_t a, int8_t b) {
@@ -167,10 +168,22 @@ void Dot4(const uint32_t* xs, const int8_t* w, int quads, int32_t* acc) {
 }
 #endif
 
+// sum_d x[d] (SMLAD with int16 ones on the M4).
+int32_t SumInt8(const int8_t* x, int n) {
+  const uint32_t ones = 0x00010001u;
+  int32_t s = 0;
+  int d = 0;
+  for (; d + 4 <= n; d += 4) {
+    const uint32_t v = Load32(x + d);
+    s = Smlad(Sxtb16Ror8(v), ones, Smlad(Sxtb16(v), ones, s));
+  }
+  for (; d < n; ++d) s += x[d];
+  return s;
+}
+
 inline int32_t RowTerm(const int8_t* x, int depth, int32_t filter_offset) {
   if (filter_offset == 0) return 0;
-  int32_t s = 0;
-  for (int d = 0; d < depth; ++d) s += x[d];
+  const int32_t s = SumInt8(x, depth);
   return static_cast<int32_t>(static_cast<uint32_t>(s) * static_cast<uint32_t>(filter_offset));
 }
 
@@ -312,9 +325,9 @@ void FullyConnectedChannelOffsets(const FullyConnectedParams& p, const int8_t* f
                                   int32_t* channel_offset) {
   for (int c = 0; c < channels; ++c) {
     const int8_t* w = filter + static_cast<size_t>(c) * depth;
-    int32_t s = 0;
-    for (int d = 0; d < depth; ++d) s += w[d] + p.filter_offset;
-    const uint32_t term = static_cast<uint32_t>(s) * static_cast<uint32_t>(p.input_offset);
+    const uint32_t s = static_cast<uint32_t>(SumInt8(w, depth)) +
+                       static_cast<uint32_t>(p.filter_offset) * static_cast<uint32_t>(depth);
+    const uint32_t term = s * static_cast<uint32_t>(p.input_offset);
     channel_offset[c] =
         static_cast<int32_t>(term + static_cast<uint32_t>(bias != nullptr ? bias[c] : 0));
   }
@@ -343,6 +356,45 @@ void FullyConnectedInt8(const FullyConnectedParams& p, const int32_t* channel_of
   if (b < batches) {
     Rows<1>(p, channel_offset, multiplier, shift, stride, depth, channels, input, filter, b,
             output);
+  }
+}
+
+}  // namespace embbert
+
+namespace embbert {
+
+int BatchMatMulScratchWords(int rows, int depth, int cols, bool rhs_transposed) {
+  const int fc = rows >= 4 ? FullyConnectedScratchWords(depth) : 0;
+  const int transposed = rhs_transposed ? 0 : (cols * depth + 3) / 4;
+  return cols + fc + transposed;
+}
+
+void BatchMatMulInt8(const FullyConnectedParams& p, int32_t multiplier, int32_t shift,
+                     int batches, bool lhs_broadcast, bool rhs_broadcast, int rows, int depth,
+                     int cols, bool rhs_transposed, const int8_t* lhs, const int8_t* rhs,
+                     uint32_t* scratch, int8_t* output) {
+  auto* col_offset = reinterpret_cast<int32_t*>(scratch);
+  uint32_t* fc_scratch = rows >= 4 ? scratch + cols : nullptr;
+  auto* transposed = reinterpret_cast<int8_t*>(
+      scratch + cols + (rows >= 4 ? FullyConnectedScratchWords(depth) : 0));
+  const size_t lhs_size = static_cast<size_t>(rows) * depth;
+  const size_t rhs_size = static_cast<size_t>(cols) * depth;
+  for (int b = 0; b < batches; ++b) {
+    const int8_t* l = lhs + (lhs_broadcast ? 0 : b * lhs_size);
+    const int8_t* r = rhs + (rhs_broadcast ? 0 : b * rhs_size);
+    if (!rhs_transposed) {  // (depth, cols) -> (cols, depth)
+      for (int d = 0; d < depth; ++d) {
+        for (int c = 0; c < cols; ++c) {
+          transposed[static_cast<size_t>(c) * depth + d] = r[static_cast<size_t>(d) * cols + c];
+        }
+      }
+      r = transposed;
+    }
+    if (b == 0 || !rhs_broadcast) {
+      FullyConnectedChannelOffsets(p, r, nullptr, cols, depth, col_offset);
+    }
+    FullyConnectedInt8(p, col_offset, &multiplier, &shift, false, rows, depth, cols, l, r,
+                       fc_scratch, output + static_cast<size_t>(b) * rows * cols);
   }
 }
 

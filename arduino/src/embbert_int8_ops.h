@@ -152,6 +152,18 @@ void FullyConnectedInt8(const FullyConnectedParams& params, const int32_t* chann
                         int batches, int depth, int channels, const int8_t* input,
                         const int8_t* filter, uint32_t* scratch, int8_t* output);
 
+// BATCH_MATMUL int8 (adj_x false), as TFLM's reference BatchMatMul: per batch, lhs (rows, depth)
+// times rhs^T, rhs (cols, depth) when rhs_transposed (adj_y), else (depth, cols) and transposed
+// into the scratch first; out (rows, cols). params: input_offset = -lhs zero point,
+// filter_offset = -rhs zero point, activation -128..127. The FULLY_CONNECTED core with the
+// per-column offsets computed per call. *_broadcast: that input has one batch for all.
+// scratch: BatchMatMulScratchWords(...) words, 4-byte aligned.
+int BatchMatMulScratchWords(int rows, int depth, int cols, bool rhs_transposed);
+void BatchMatMulInt8(const FullyConnectedParams& params, int32_t multiplier, int32_t shift,
+                     int batches, bool lhs_broadcast, bool rhs_broadcast, int rows, int depth,
+                     int cols, bool rhs_transposed, const int8_t* lhs, const int8_t* rhs,
+                     uint32_t* scratch, int8_t* output);
+
 }  // namespace embbert
 
 #endif  // EMBBERT_INT8_OPS_H_

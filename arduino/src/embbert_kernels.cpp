@@ -17,7 +17,6 @@
 #include "tensorflow/lite/micro/kernels/add.h"
 #include "tensorflow/lite/micro/kernels/conv.h"
 #include "tensorflow/lite/micro/kernels/depthwise_conv.h"
-#include "tensorflow/lite/micro/kernels/fully_connected.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/kernels/logistic.h"
 #include "tensorflow/lite/micro/kernels/mul.h"
@@ -29,7 +28,34 @@
 #include "tensorflow/lite/micro/micro_utils.h"
 
 namespace embbert {
+namespace internal {
+
+// Every input and output of the node is int8 (else a one-line error naming the op).
+TfLiteStatus EnsureInt8(TfLiteContext* context, TfLiteNode* node, int inputs, const char* op) {
+  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
+  bool ok = true;
+  for (int i = 0; i < inputs; ++i) {
+    TfLiteTensor* t = micro_context->AllocateTempInputTensor(node, i);
+    TF_LITE_ENSURE(context, t != nullptr);
+    ok = ok && t->type == kTfLiteInt8;
+    micro_context->DeallocateTempTfLiteTensor(t);
+  }
+  TfLiteTensor* out = micro_context->AllocateTempOutputTensor(node, 0);
+  TF_LITE_ENSURE(context, out != nullptr);
+  ok = ok && out->type == kTfLiteInt8;
+  micro_context->DeallocateTempTfLiteTensor(out);
+  if (!ok) {
+    MicroPrintf("embbert %s kernel: int8 tensors only", op);
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace internal
+
 namespace {
+
+using internal::EnsureInt8;
 
 struct Int8Table {
   int8_t table[kInt8Values];
@@ -79,27 +105,6 @@ void* DataInit(TfLiteContext* context, const char* buffer, size_t length) {
   (void)buffer;
   (void)length;
   return context->AllocatePersistentBuffer(context, sizeof(Data));
-}
-
-// Every input and output of the node is int8 (else a one-line error naming the op).
-TfLiteStatus EnsureInt8(TfLiteContext* context, TfLiteNode* node, int inputs, const char* op) {
-  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
-  bool ok = true;
-  for (int i = 0; i < inputs; ++i) {
-    TfLiteTensor* t = micro_context->AllocateTempInputTensor(node, i);
-    TF_LITE_ENSURE(context, t != nullptr);
-    ok = ok && t->type == kTfLiteInt8;
-    micro_context->DeallocateTempTfLiteTensor(t);
-  }
-  TfLiteTensor* out = micro_context->AllocateTempOutputTensor(node, 0);
-  TF_LITE_ENSURE(context, out != nullptr);
-  ok = ok && out->type == kTfLiteInt8;
-  micro_context->DeallocateTempTfLiteTensor(out);
-  if (!ok) {
-    MicroPrintf("embbert %s kernel: int8 tensors only", op);
-    return kTfLiteError;
-  }
-  return kTfLiteOk;
 }
 
 // ---- ADD / SUB / MUL ----
@@ -335,104 +340,6 @@ TfLiteStatus DepthwiseEvalInt8(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
-// ---- FULLY_CONNECTED ----
-
-struct FullyConnectedData {
-  tflite::OpDataFullyConnected tflm;
-  embbert::FullyConnectedParams params;
-  int32_t* channel_offset;  // persistent: bias + input_offset * sum(weights), per channel
-  int32_t shift;            // the per-tensor shift as int32 (per-channel: tflm's array)
-  int scratch_index;        // -1: no 4-row blocks
-  int channels;
-  int depth;
-};
-
-TfLiteStatus FullyConnectedPrepareInt8(TfLiteContext* context, TfLiteNode* node) {
-  TF_LITE_ENSURE(context, node->user_data != nullptr && node->builtin_data != nullptr);
-  TF_LITE_ENSURE_STATUS(EnsureInt8(context, node, 2, "FULLY_CONNECTED"));
-  auto* data = static_cast<FullyConnectedData*>(node->user_data);
-  const auto* builtin = static_cast<const TfLiteFullyConnectedParams*>(node->builtin_data);
-  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
-  TfLiteTensor* input =
-      micro_context->AllocateTempInputTensor(node, tflite::kFullyConnectedInputTensor);
-  TfLiteTensor* filter =
-      micro_context->AllocateTempInputTensor(node, tflite::kFullyConnectedWeightsTensor);
-  TfLiteTensor* bias =
-      micro_context->AllocateTempInputTensor(node, tflite::kFullyConnectedBiasTensor);
-  TfLiteTensor* output =
-      micro_context->AllocateTempOutputTensor(node, tflite::kFullyConnectedOutputTensor);
-  TF_LITE_ENSURE(context, input != nullptr && filter != nullptr && output != nullptr);
-  TfLiteStatus status = tflite::CalculateOpDataFullyConnected(
-      context, builtin->activation, input->type, input, filter, bias, output, &data->tflm);
-  const int out_rank = output->dims->size;
-  const int f_rank = filter->dims->size;
-  const bool ok = status == kTfLiteOk && tflite::IsConstantTensor(filter) && f_rank == 2 &&
-                  out_rank >= 1 && (bias == nullptr || bias->type == kTfLiteInt32);
-  if (ok) {
-    data->channels = output->dims->data[out_rank - 1];
-    data->depth = filter->dims->data[1];
-    FullyConnectedParams& p = data->params;
-    p.input_offset = -data->tflm.input_zero_point;
-    // FullyConnectedPerChannel ignores the filter zero point; FullyConnected adds it.
-    p.filter_offset = data->tflm.is_per_channel ? 0 : -data->tflm.filter_zero_point;
-    p.output_offset = data->tflm.output_zero_point;
-    p.activation_min = data->tflm.output_activation_min;
-    p.activation_max = data->tflm.output_activation_max;
-    data->shift = data->tflm.output_shift;
-    data->channel_offset = static_cast<int32_t*>(
-        context->AllocatePersistentBuffer(context, sizeof(int32_t) * data->channels));
-    status = data->channel_offset != nullptr ? kTfLiteOk : kTfLiteError;
-    if (status == kTfLiteOk) {
-      FullyConnectedChannelOffsets(
-          p, tflite::GetTensorData<int8_t>(filter),
-          bias != nullptr ? tflite::GetTensorData<int32_t>(bias) : nullptr, data->channels,
-          data->depth, data->channel_offset);
-    }
-    const int batches = data->channels > 0 ? tflite::ElementCount(*output->dims) / data->channels
-                                           : 0;
-    data->scratch_index = -1;
-    const int words = FullyConnectedScratchWords(data->depth);
-    if (status == kTfLiteOk && batches >= 4 && words > 0) {
-      status = context->RequestScratchBufferInArena(context, sizeof(uint32_t) * words,
-                                                    &data->scratch_index);
-    }
-  }
-  micro_context->DeallocateTempTfLiteTensor(input);
-  micro_context->DeallocateTempTfLiteTensor(filter);
-  if (bias != nullptr) micro_context->DeallocateTempTfLiteTensor(bias);
-  micro_context->DeallocateTempTfLiteTensor(output);
-  if (!ok) {
-    MicroPrintf("embbert FULLY_CONNECTED kernel: constant 2-D int8 weights, int32 bias expected");
-    return kTfLiteError;
-  }
-  return status;
-}
-
-TfLiteStatus FullyConnectedEvalInt8(TfLiteContext* context, TfLiteNode* node) {
-  const auto* data = static_cast<const FullyConnectedData*>(node->user_data);
-  const TfLiteEvalTensor* input =
-      tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedInputTensor);
-  const TfLiteEvalTensor* filter =
-      tflite::micro::GetEvalInput(context, node, tflite::kFullyConnectedWeightsTensor);
-  TfLiteEvalTensor* output =
-      tflite::micro::GetEvalOutput(context, node, tflite::kFullyConnectedOutputTensor);
-  const int batches = tflite::ElementCount(*output->dims) / data->channels;
-  auto* scratch =
-      data->scratch_index >= 0
-          ? static_cast<uint32_t*>(context->GetScratchBuffer(context, data->scratch_index))
-          : nullptr;
-  const bool per_channel = data->tflm.is_per_channel;
-  FullyConnectedInt8(data->params, data->channel_offset,
-                     per_channel ? data->tflm.per_channel_output_multiplier
-                                 : &data->tflm.output_multiplier,
-                     per_channel ? data->tflm.per_channel_output_shift : &data->shift,
-                     per_channel, batches, data->depth, data->channels,
-                     tflite::micro::GetTensorData<int8_t>(input),
-                     tflite::micro::GetTensorData<int8_t>(filter), scratch,
-                     tflite::micro::GetTensorData<int8_t>(output));
-  return kTfLiteOk;
-}
-
 }  // namespace
 
 TFLMRegistration Register_LOGISTIC_INT8_TABLE() {
@@ -460,11 +367,6 @@ TFLMRegistration Register_MEAN_INT8() {
 
 TFLMRegistration Register_SOFTMAX_INT8_TABLE() {
   return tflite::micro::RegisterOp(DataInit<SoftmaxData>, SoftmaxPrepareInt8, SoftmaxEvalInt8);
-}
-
-TFLMRegistration Register_FULLY_CONNECTED_INT8() {
-  return tflite::micro::RegisterOp(DataInit<FullyConnectedData>, FullyConnectedPrepareInt8,
-                                   FullyConnectedEvalInt8);
 }
 
 TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8() {

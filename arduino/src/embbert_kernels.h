@@ -33,6 +33,12 @@ TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8();
 // per pass over a weight row). Bit-exact with TFLM's reference integer FullyConnected.
 TFLMRegistration Register_FULLY_CONNECTED_INT8();
 
+// BATCH_MATMUL, int8, adj_x false: the FULLY_CONNECTED core per batch with the rhs rows as the
+// weights (their sums per call); rhs transposed into the scratch when adj_y is false. Its own
+// Prepare (TFLM's quantization: GetQuantizedConvolutionMultipler + QuantizeMultiplier, range
+// -128..127, no transposed-tensor buffers). Bit-exact with TFLM's reference BatchMatMul.
+TFLMRegistration Register_BATCH_MATMUL_INT8();
+
 }  // namespace embbert
 
 #endif  // EMBBERT_KERNELS_H_

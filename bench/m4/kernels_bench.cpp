@@ -199,6 +199,27 @@ void FullyConnected(const char* name, int rows, int depth, int channels) {
   });
 }
 
+// BATCH_MATMUL: lhs (batches, rows, depth) x rhs (batches, cols, depth)^T (adj_y), zero points
+// -3 (lhs) and 2 (rhs): the rhs-row and lhs-row sums are part of each call.
+uint32_t g_bmm_scratch[4096];
+void BatchMatMul(const char* name, int batches, int rows, int depth, int cols) {
+  embbert::FullyConnectedParams p = {};
+  p.input_offset = 3;
+  p.filter_offset = -2;
+  p.output_offset = 4;
+  p.activation_min = -128;
+  p.activation_max = 127;
+  int32_t multiplier;
+  int shift;
+  QuantizeMultiplier(0.05 * 0.04 / 0.3, &multiplier, &shift);
+  Fill(g_in1, batches * rows * depth);
+  Fill(g_in2, batches * cols * depth);
+  Measure(name, [=] {
+    embbert::BatchMatMulInt8(p, multiplier, shift, batches, false, false, rows, depth, cols, true,
+                             g_in1, g_in2, g_bmm_scratch, g_out);
+  });
+}
+
 }  // namespace
 
 #define LOGISTIC(name, elements) Logistic(name, elements)
@@ -213,6 +234,7 @@ void FullyConnected(const char* name, int rows, int depth, int channels) {
 #define SOFTMAX(name, rows, depth) Softmax(name, rows, depth)
 #define DEPTHWISE(name, in_w, out_w, ch, k, lead) Depthwise(name, in_w, out_w, ch, k, lead)
 #define FC(name, rows, depth, channels) FullyConnected(name, rows, depth, channels)
+#define BMM(name, batches, rows, depth, cols) BatchMatMul(name, batches, rows, depth, cols)
 
 int main() {
   const uint32_t loops[2] = {100000u, 1100000u};

@@ -124,6 +124,8 @@ def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple
         return name, {"calls": 1, **walk}
     if name == "FULLY_CONNECTED":
         return name, {"calls": 1, **fully_connected_walk(tuple(input_shapes[1]), output_shape)}
+    if name == "BATCH_MATMUL":
+        return name, {"calls": 1, **batch_matmul_walk(tuple(input_shapes[0]), output_shape)}
     raise ValueError(f"{name}: the library has no own kernel for this op")
 
 
@@ -167,6 +169,21 @@ def fully_connected_walk(filter_shape: tuple, output_shape: tuple) -> dict:
         "tail_blocks": -(-tail // 2) * -(-channels // 2),
         "tail_macs": (tail * depth + 4 * groups * (depth % 4)) * channels,
         "outputs": rows * channels,
+    }
+
+
+def batch_matmul_walk(lhs_shape: tuple, output_shape: tuple) -> dict:
+    """The own BATCH_MATMUL kernel's work (adj_x false, rhs as (cols, depth)): per batch the
+    FULLY_CONNECTED core's work (fully_connected_walk) and the sums of the rhs rows and of the
+    lhs rows (the zero-point terms, "sums" values read)."""
+    rows, depth = int(lhs_shape[-2]), int(lhs_shape[-1])
+    cols = int(output_shape[-1])
+    batches = _size(output_shape[:-2])
+    walk = fully_connected_walk((cols, depth), (rows, cols))
+    return {
+        "batches": batches,
+        "sums": batches * (cols + rows) * depth,
+        **{k: batches * v for k, v in walk.items()},
     }
 
 

@@ -30,4 +30,9 @@ typedef struct {
   bool asymmetric_quantize_inputs;
   TfLiteType quantized_bias_type;
 } TfLiteFullyConnectedParams;
+typedef struct {
+  bool adj_x;
+  bool adj_y;
+  bool asymmetric_quantize_inputs;
+} TfLiteBatchMatMulParams;
 #endif  // EMBBERT_STUB_BUILTIN_OP_DATA_H_
