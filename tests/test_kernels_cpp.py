@@ -273,6 +273,8 @@ def test_depthwise_causal_conv_and_padding_skip(driver):
         dict(width=20, taps=5, channels=13, pad=4, lead=2, zi=1),  # implicit padding too
         dict(width=18, taps=4, channels=6, pad=0, lead=3, zi=0, multiplier=3, bias=False),
         dict(width=10, taps=4, channels=9, pad=0, lead=10, zi=-1),  # all padding
+        dict(width=21, taps=5, channels=12, pad=4, lead=3, zi=-9),  # SMLAD pairs + odd tap
+        dict(width=9, taps=7, channels=260, pad=0, lead=2, zi=5),  # above the SMLAD limit
     ]
     requests, expected = zip(*[_depthwise_case(rng, **case) for case in cases], strict=True)
     for got, want in zip(driver(list(requests)), expected, strict=True):

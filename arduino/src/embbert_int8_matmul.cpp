@@ -50,6 +50,23 @@ inline int32_t Smlad(uint32_t a, uint32_t b, int32_t acc) {
   __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
   return r;
 }
+// Lane-wise int16 a + b.
+inline uint32_t Sadd16(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+// (a.lo, b.lo) and (a.hi, b.hi).
+inline uint32_t PackLo(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+inline uint32_t PackHi(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
 #else
 inline uint32_t Pack16(int32_t lo, int32_t hi) {
   return (static_cast<uint32_t>(lo) & 0xFFFFu) | (static_cast<uint32_t>(hi) << 16);
@@ -66,7 +83,12 @@ inline int32_t Smlad(uint32_t a, uint32_t b, int32_t acc) {
   return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(lo) +
                               static_cast<uint32_t>(hi));
 }
-
+inline uint32_t Sadd16(uint32_t a, uint32_t b) {
+  return Pack16(static_cast<int16_t>(a & 0xFFFF) + static_cast<int16_t>(b & 0xFFFF),
+                static_cast<int16_t>(a >> 16) + static_cast<int16_t>(b >> 16));
+}
+inline uint32_t PackLo(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
+inline uint32_t PackHi(uint32_t a, uint32_t b) { return (b & 0xFFFF0000u) | (a >> 16); }
 #endif
 
 inline int32_t Mac(int32_t acc, int8_t a, int8_t b) {
@@ -396,6 +418,65 @@ void BatchMatMulInt8(const FullyConnectedParams& p, int32_t multiplier, int32_t 
     FullyConnectedInt8(p, col_offset, &multiplier, &shift, false, rows, depth, cols, l, r,
                        fc_scratch, output + static_cast<size_t>(b) * rows * cols);
   }
+}
+
+}  // namespace embbert
+
+namespace embbert {
+
+void DepthwiseTapSums(const int8_t* x, const int8_t* f, int stride, int taps, int channels,
+                      int32_t input_offset, int32_t* sums) {
+  const uint32_t offsets = (static_cast<uint32_t>(input_offset) & 0xFFFFu) |
+                           (static_cast<uint32_t>(input_offset) << 16);
+  const size_t step = static_cast<size_t>(stride);
+  for (int c = 0; c + 4 <= channels; c += 4) {
+    int32_t a0 = sums[c], a1 = sums[c + 1], a2 = sums[c + 2], a3 = sums[c + 3];
+    const int8_t* xp = x + c;
+    const int8_t* fp = f + c;
+    int k = 0;
+    for (; k + 2 <= taps; k += 2, xp += 2 * step, fp += 2 * step) {
+      // lanes: x (x + offset) and f of taps k, k + 1; "e" channels c, c + 2; "o" c + 1, c + 3
+      const uint32_t xk = Load32(xp), xk1 = Load32(xp + step);
+      const uint32_t fk = Load32(fp), fk1 = Load32(fp + step);
+      const uint32_t xe0 = Sadd16(Sxtb16(xk), offsets), xe1 = Sadd16(Sxtb16(xk1), offsets);
+      const uint32_t fe0 = Sxtb16(fk), fe1 = Sxtb16(fk1);
+      a0 = Smlad(PackLo(xe0, xe1), PackLo(fe0, fe1), a0);
+      a2 = Smlad(PackHi(xe0, xe1), PackHi(fe0, fe1), a2);
+      const uint32_t xo0 = Sadd16(Sxtb16Ror8(xk), offsets);
+      const uint32_t xo1 = Sadd16(Sxtb16Ror8(xk1), offsets);
+      const uint32_t fo0 = Sxtb16Ror8(fk), fo1 = Sxtb16Ror8(fk1);
+      a1 = Smlad(PackLo(xo0, xo1), PackLo(fo0, fo1), a1);
+      a3 = Smlad(PackHi(xo0, xo1), PackHi(fo0, fo1), a3);
+    }
+    if (k < taps) {
+      a0 += fp[0] * (xp[0] + input_offset);
+      a1 += fp[1] * (xp[1] + input_offset);
+      a2 += fp[2] * (xp[2] + input_offset);
+      a3 += fp[3] * (xp[3] + input_offset);
+    }
+    sums[c] = a0;
+    sums[c + 1] = a1;
+    sums[c + 2] = a2;
+    sums[c + 3] = a3;
+  }
+}
+
+bool DepthwiseRowSimd(const DepthwiseParams& p, const int32_t* mult, const int32_t* shift,
+                      int channels, const int8_t* rows, int taps, const int8_t* filter,
+                      const int32_t* bias, int8_t* out) {
+  constexpr int kMaxChannels = 256;  // the sums live on the stack
+  if (p.depth_multiplier != 1 || channels % 4 != 0 || channels > kMaxChannels) return false;
+  int32_t acc[kMaxChannels];
+  for (int c = 0; c < channels; ++c) acc[c] = bias ? bias[c] : 0;
+  DepthwiseTapSums(rows, filter, channels, taps, channels, p.input_offset, acc);
+  FullyConnectedParams q = {};
+  q.output_offset = p.output_offset;
+  q.activation_min = p.activation_min;
+  q.activation_max = p.activation_max;
+  for (int c = 0; c < channels; ++c) {
+    out[c] = Requant(mult[c], static_cast<int>(shift[c]), q)(acc[c]);
+  }
+  return true;
 }
 
 }  // namespace embbert

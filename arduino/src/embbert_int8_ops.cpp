@@ -402,6 +402,9 @@ void DepthwiseRow(const DepthwiseParams& p, const int32_t* mult, const int32_t* 
                   const int32_t* bias, int8_t* out) {
   const int32_t off = p.input_offset;
   const int m = p.depth_multiplier;
+  if (kMultiplierOne && DepthwiseRowSimd(p, mult, shift, out_ch, rows, taps, filter, bias, out)) {
+    return;
+  }
   int oc0 = 0;
   for (; oc0 < out_ch; oc0 += kBlock) {
     const int n = out_ch - oc0 < kBlock ? out_ch - oc0 : kBlock;

@@ -158,6 +158,18 @@ void FullyConnectedInt8(const FullyConnectedParams& params, const int32_t* chann
 // filter_offset = -rhs zero point, activation -128..127. The FULLY_CONNECTED core with the
 // per-column offsets computed per call. *_broadcast: that input has one batch for all.
 // scratch: BatchMatMulScratchWords(...) words, 4-byte aligned.
+// The 1-D depthwise conv's inner sums (embbert_int8_matmul.cpp), depth multiplier 1, channels a
+// multiple of 4: sums[c] += sum over taps k of f[k * stride + c] * (x[k * stride + c] +
+// input_offset), two taps per SMLAD. Used by DepthwiseConvInt8.
+void DepthwiseTapSums(const int8_t* x, const int8_t* f, int stride, int taps, int channels,
+                      int32_t input_offset, int32_t* sums);
+// One output position of the 1-D depthwise conv with DepthwiseTapSums (rows and filter taps
+// `channels` apart); false (nothing written) unless depth multiplier 1, channels % 4 == 0 and
+// channels <= 256.
+bool DepthwiseRowSimd(const DepthwiseParams& params, const int32_t* mult, const int32_t* shift,
+                      int channels, const int8_t* rows, int taps, const int8_t* filter,
+                      const int32_t* bias, int8_t* out);
+
 int BatchMatMulScratchWords(int rows, int depth, int cols, bool rhs_transposed);
 void BatchMatMulInt8(const FullyConnectedParams& params, int32_t multiplier, int32_t shift,
                      int batches, bool lhs_broadcast, bool rhs_broadcast, int rows, int depth,
