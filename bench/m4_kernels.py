@@ -215,6 +215,7 @@ def build(work: Path, case_list: list[dict], tools: Tools) -> Path:
         (HARNESS_DIR / "kernels_bench.cpp", tools.cxx, CXX_FLAGS),
         (SRC_DIR / "embbert_int8_ops.cpp", tools.cxx, CXX_FLAGS),
         (SRC_DIR / "embbert_int8_matmul.cpp", tools.cxx, CXX_FLAGS),
+        (SRC_DIR / "embbert_int8_conv.cpp", tools.cxx, CXX_FLAGS),
         (HARNESS_DIR / "startup.c", tools.cc, ["-std=c11"]),
     ):
         obj = work / (source.stem + ".o")

@@ -12,6 +12,7 @@ from string import Template
 from export.tflm_profiles import add_method
 from tflm_embbert.common.paths import arduino_dir
 from tflm_embbert.graph.flatbuffer import TFLiteReport
+from tflm_embbert.tflm.latency import BINARY_TABLE_MIN_ELEMENTS
 
 TEMPLATES_DIR = arduino_dir() / "templates"
 ARDUINO_SRC_DIR = arduino_dir() / "src"
@@ -210,6 +211,8 @@ OWN_KERNEL_SOURCES = (
     "embbert_int8_ops.h",
     "embbert_int8_ops.cpp",
     "embbert_int8_matmul.cpp",
+    "embbert_int8_conv.cpp",
+    "embbert_simd.h",
     "embbert_kernels.h",
     "embbert_kernels.cpp",
     "embbert_matmul_kernels.cpp",
@@ -221,15 +224,15 @@ OWN_KERNEL_SOURCES = (
 # the weights' sum) and, with >= 4 input rows, a scratch of 8 x depth bytes that lives only
 # during the op (so only the largest counts): own_kernel_extra_arena reads them off the shapes.
 # BATCH_MATMUL's scratch (per-column offsets, the 4-row scratch, a transposed rhs unless adj_y)
-# is counted the same way.
+# is counted the same way, and so are ADD / SUB's per-call tables (2 KiB, large outputs only).
 OWN_KERNEL_EXTRA_ARENA = {
     "FULLY_CONNECTED": 48,
     "BATCH_MATMUL": 16,
     "LOGISTIC": 256,
     "SOFTMAX": 1024,
-    "ADD": 112,
-    "SUB": 112,
-    "MUL": 112,
+    "ADD": 128,
+    "SUB": 128,
+    "MUL": 128,
     "MEAN": 64,
     "DEPTHWISE_CONV_2D": 48,
 }
@@ -253,6 +256,8 @@ def own_kernel_extra_arena(report: TFLiteReport) -> int:
             total += _round16(4 * channels)
             if channels and math.prod(out_shape) // channels >= 4:
                 scratch = max(scratch, _round16(8 * (depth // 4) * 4))
+        elif op.name in ("ADD", "SUB") and math.prod(out_shape) >= BINARY_TABLE_MIN_ELEMENTS:
+            scratch = max(scratch, 4 * 512)  # the two 256-entry int32 tables
         elif op.name == "BATCH_MATMUL":
             lhs = report.tensors[op.inputs[0]].shape
             rows, depth = (lhs[-2], lhs[-1]) if len(lhs) >= 2 else (1, 1)

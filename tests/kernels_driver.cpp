@@ -32,7 +32,7 @@ void Print(const T* data, long n) {
   printf("\n");
 }
 
-void Binary() {
+void Binary(bool tables) {
   const auto op = static_cast<embbert::BinaryOp>(Next());
   embbert::ArithmeticParams p;
   p.input1_offset = Next();
@@ -64,7 +64,9 @@ void Binary() {
   long n = 1;
   for (int i = 0; i < 4; ++i) n *= shape.dims[i];
   std::vector<int8_t> out(n);
-  embbert::BinaryInt8(op, p, shape, a.data(), b.data(), out.data());
+  std::vector<int32_t> table(embbert::kBinaryTableWords);
+  embbert::BinaryInt8(op, p, shape, a.data(), b.data(), out.data(),
+                      tables ? table.data() : nullptr);
   Print(out.data(), n);
 }
 
@@ -217,7 +219,8 @@ int main() {
   char op[32];
   try {
     while (scanf("%31s", op) == 1) {
-      if (!strcmp(op, "binary")) Binary();
+      if (!strcmp(op, "binary")) Binary(false);
+      else if (!strcmp(op, "binary_tables")) Binary(true);
       else if (!strcmp(op, "mean")) Mean();
       else if (!strcmp(op, "mean_axes")) MeanAxes();
       else if (!strcmp(op, "softmax_table")) Softmax(true);

@@ -92,6 +92,7 @@ def test_library_layout_follows_the_spec(library):
         "src/tflm_embbert_tflm_config.h", "src/embbert_lut.h", "src/embbert_kernels.h",
         "src/embbert_kernels.cpp", "src/embbert_int8_ops.h", "src/embbert_int8_ops.cpp",
         "src/embbert_int8_matmul.cpp", "src/embbert_matmul_kernels.cpp",
+        "src/embbert_int8_conv.cpp", "src/embbert_simd.h",
         "examples/TinyIntentsClassify/TinyIntentsClassify.ino",
     }
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}

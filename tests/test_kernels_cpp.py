@@ -41,6 +41,7 @@ def driver(tmp_path_factory):
             str(SRC),
             str(SRC / "embbert_int8_ops.cpp"),
             str(SRC / "embbert_int8_matmul.cpp"),
+            str(SRC / "embbert_int8_conv.cpp"),
             str(REPO_ROOT / "tests" / "kernels_driver.cpp"),
             "-o",
             str(binary),
@@ -98,14 +99,17 @@ def _params(op, quant):
     return port.add_sub_params(s1, z1, s2, z2, so, zo, sub=op == "SUB")
 
 
+@pytest.mark.parametrize("tables", [False, True])
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
-def test_binary_all_operand_pairs(driver, op):
+def test_binary_all_operand_pairs(driver, op, tables):
+    """tables: ADD / SUB read each input's rescaled value from 256-entry tables (MUL: none)."""
     a = np.repeat(np.arange(-128, 128), 256).astype(np.int8)
     b = np.tile(np.arange(-128, 128), 256).astype(np.int8)
     requests, expected = [], []
     for quant in QUANTS:
         p = _params(op, quant)
-        requests.append(_binary_request(op, p, a, b))
+        request = _binary_request(op, p, a, b)
+        requests.append(["binary_tables", *request[1:]] if tables else request)
         expected.append(port.binary(op, p, a, b))
     for got, want in zip(driver(requests), expected, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -128,15 +132,17 @@ SHAPES = [
 ]
 
 
+@pytest.mark.parametrize("tables", [False, True])
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
-def test_binary_broadcast_shapes(driver, op):
+def test_binary_broadcast_shapes(driver, op, tables):
     rng = np.random.default_rng(0)
     requests, expected = [], []
     for i, (shape1, shape2) in enumerate(SHAPES):
         p = _params(op, QUANTS[i % len(QUANTS)])
         a = rng.integers(-128, 128, shape1).astype(np.int8)
         b = rng.integers(-128, 128, shape2).astype(np.int8)
-        requests.append(_binary_request(op, p, a, b))
+        request = _binary_request(op, p, a, b)
+        requests.append(["binary_tables", *request[1:]] if tables else request)
         expected.append(port.binary(op, p, a, b).reshape(-1))
     for got, want in zip(driver(requests), expected, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -394,7 +400,7 @@ def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
     (tmp_path / CONFIG_HEADER).write_text(config_header(cmsis_nn=False))
     arch = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard"] if compiler.startswith("arm") else []
     sources = ("embbert_kernels.cpp", "embbert_matmul_kernels.cpp", "embbert_int8_ops.cpp",
-               "embbert_int8_matmul.cpp")  # fmt: skip
+               "embbert_int8_matmul.cpp", "embbert_int8_conv.cpp")  # fmt: skip
     for source in sources:
         done = subprocess.run(
             [

@@ -12,84 +12,13 @@
 // adds the pairs of the four rows (Cortex-M4 DSP instructions: 15 instructions per 16 MACs in
 // Dot4; elsewhere the same arithmetic in C). Leftover rows (batches % 4) take 2 x 2 blocks in C.
 // Then TFLM's MultiplyByQuantizedMultiplier, the output offset and the activation clamp.
-#include <string.h>
-
 #include "embbert_int8_ops.h"
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#define EMBBERT_DSP 1
-#else
-#define EMBBERT_DSP 0
-#endif
+#include "embbert_simd.h"
 
 namespace embbert {
 namespace {
 
-inline uint32_t Load32(const int8_t* p) {
-  uint32_t v;
-  memcpy(&v, p, 4);  // one LDR on the M4 (unaligned loads allowed)
-  return v;
-}
-
-#if EMBBERT_DSP
-// int8 lanes 0 and 2 -> two int16 lanes.
-inline uint32_t Sxtb16(uint32_t x) {
-  uint32_t r;
-  __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
-  return r;
-}
-// int8 lanes 1 and 3 -> two int16 lanes.
-inline uint32_t Sxtb16Ror8(uint32_t x) {
-  uint32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
-// acc + a.lo * b.lo + a.hi * b.hi (int16 lanes).
-inline int32_t Smlad(uint32_t a, uint32_t b, int32_t acc) {
-  int32_t r;
-  __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-  return r;
-}
-// Lane-wise int16 a + b.
-inline uint32_t Sadd16(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-// (a.lo, b.lo) and (a.hi, b.hi).
-inline uint32_t PackLo(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-inline uint32_t PackHi(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-#else
-inline uint32_t Pack16(int32_t lo, int32_t hi) {
-  return (static_cast<uint32_t>(lo) & 0xFFFFu) | (static_cast<uint32_t>(hi) << 16);
-}
-inline uint32_t Sxtb16(uint32_t x) {
-  return Pack16(static_cast<int8_t>(x & 0xFF), static_cast<int8_t>((x >> 16) & 0xFF));
-}
-inline uint32_t Sxtb16Ror8(uint32_t x) {
-  return Pack16(static_cast<int8_t>((x >> 8) & 0xFF), static_cast<int8_t>(x >> 24));
-}
-inline int32_t Smlad(uint32_t a, uint32_t b, int32_t acc) {
-  const int32_t lo = static_cast<int16_t>(a & 0xFFFF) * static_cast<int16_t>(b & 0xFFFF);
-  const int32_t hi = static_cast<int16_t>(a >> 16) * static_cast<int16_t>(b >> 16);
-  return static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(lo) +
-                              static_cast<uint32_t>(hi));
-}
-inline uint32_t Sadd16(uint32_t a, uint32_t b) {
-  return Pack16(static_cast<int16_t>(a & 0xFFFF) + static_cast<int16_t>(b & 0xFFFF),
-                static_cast<int16_t>(a >> 16) + static_cast<int16_t>(b >> 16));
-}
-inline uint32_t PackLo(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
-inline uint32_t PackHi(uint32_t a, uint32_t b) { return (b & 0xFFFF0000u) | (a >> 16); }
-#endif
+using namespace simd;  // NOLINT: the helpers of embbert_simd.h
 
 inline int32_t Mac(int32_t acc, int8_t a, int8_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(acc) +
@@ -190,76 +119,11 @@ void Dot4(const uint32_t* xs, const int8_t* w, int quads, int32_t* acc) {
 }
 #endif
 
-// sum_d x[d] (SMLAD with int16 ones on the M4).
-int32_t SumInt8(const int8_t* x, int n) {
-  const uint32_t ones = 0x00010001u;
-  int32_t s = 0;
-  int d = 0;
-  for (; d + 4 <= n; d += 4) {
-    const uint32_t v = Load32(x + d);
-    s = Smlad(Sxtb16Ror8(v), ones, Smlad(Sxtb16(v), ones, s));
-  }
-  for (; d < n; ++d) s += x[d];
-  return s;
-}
-
 inline int32_t RowTerm(const int8_t* x, int depth, int32_t filter_offset) {
   if (filter_offset == 0) return 0;
   const int32_t s = SumInt8(x, depth);
   return static_cast<int32_t>(static_cast<uint32_t>(s) * static_cast<uint32_t>(filter_offset));
 }
-
-// (a * m + 2^30) >> 31 (one SMLAL on the M4).
-inline int32_t HighMulFloor(int32_t a, int32_t m) {
-#if EMBBERT_DSP
-  uint32_t lo = 1u << 30;
-  int32_t hi = 0;
-  __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(m));
-  return static_cast<int32_t>((static_cast<uint32_t>(hi) << 1) | (lo >> 31));
-#else
-  return static_cast<int32_t>((static_cast<int64_t>(a) * m + (int64_t{1} << 30)) >> 31);
-#endif
-}
-
-// TFLM's MultiplyByQuantizedMultiplier (double rounding) for a multiplier >= 0, the shift split
-// once. SaturatingRoundingDoublingHighMul's round-half-away-from-zero, (a*m + nudge) / 2^31
-// truncated, equals floor((a*m + 2^30) / 2^31) for both signs of a*m (for a*m < 0 the
-// truncation is a ceiling of (a*m + 1 - 2^30) / 2^31), and its one saturating case needs m < 0.
-// Then the output offset and the activation clamp (kFull: the whole int8 range).
-struct Requant {
-  int32_t multiplier;
-  int left;
-  int right;
-  int32_t mask;
-  int32_t half;
-  int32_t output_offset;
-  int32_t act_min;
-  int32_t act_max;
-  Requant(int32_t m, int shift, const FullyConnectedParams& p)
-      : multiplier(m),
-        left(shift > 0 ? shift : 0),
-        right(shift > 0 ? 0 : -shift),
-        mask(static_cast<int32_t>((int64_t{1} << right) - 1)),
-        half(mask >> 1),
-        output_offset(p.output_offset),
-        act_min(p.activation_min),
-        act_max(p.activation_max) {}
-  template <bool kFull = false>
-  inline int8_t Apply(int32_t x) const {
-    const int32_t h =
-        HighMulFloor(static_cast<int32_t>(static_cast<uint32_t>(x) << left), multiplier);
-    const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
-    int32_t v = (h >> right) + ((h & mask) > threshold ? 1 : 0) + output_offset;
-    if (kFull) {
-      v = v < -128 ? -128 : (v > 127 ? 127 : v);
-    } else {
-      v = v < act_min ? act_min : v;
-      v = v > act_max ? act_max : v;
-    }
-    return static_cast<int8_t>(v);
-  }
-  inline int8_t operator()(int32_t x) const { return Apply<false>(x); }
-};
 
 template <int R, int C>
 inline void Block(const FullyConnectedParams& p, const int32_t* channel_offset,
@@ -422,61 +286,3 @@ void BatchMatMulInt8(const FullyConnectedParams& p, int32_t multiplier, int32_t 
 
 }  // namespace embbert
 
-namespace embbert {
-
-void DepthwiseTapSums(const int8_t* x, const int8_t* f, int stride, int taps, int channels,
-                      int32_t input_offset, int32_t* sums) {
-  const uint32_t offsets = (static_cast<uint32_t>(input_offset) & 0xFFFFu) |
-                           (static_cast<uint32_t>(input_offset) << 16);
-  const size_t step = static_cast<size_t>(stride);
-  for (int c = 0; c + 4 <= channels; c += 4) {
-    int32_t a0 = sums[c], a1 = sums[c + 1], a2 = sums[c + 2], a3 = sums[c + 3];
-    const int8_t* xp = x + c;
-    const int8_t* fp = f + c;
-    int k = 0;
-    for (; k + 2 <= taps; k += 2, xp += 2 * step, fp += 2 * step) {
-      // lanes: x (x + offset) and f of taps k, k + 1; "e" channels c, c + 2; "o" c + 1, c + 3
-      const uint32_t xk = Load32(xp), xk1 = Load32(xp + step);
-      const uint32_t fk = Load32(fp), fk1 = Load32(fp + step);
-      const uint32_t xe0 = Sadd16(Sxtb16(xk), offsets), xe1 = Sadd16(Sxtb16(xk1), offsets);
-      const uint32_t fe0 = Sxtb16(fk), fe1 = Sxtb16(fk1);
-      a0 = Smlad(PackLo(xe0, xe1), PackLo(fe0, fe1), a0);
-      a2 = Smlad(PackHi(xe0, xe1), PackHi(fe0, fe1), a2);
-      const uint32_t xo0 = Sadd16(Sxtb16Ror8(xk), offsets);
-      const uint32_t xo1 = Sadd16(Sxtb16Ror8(xk1), offsets);
-      const uint32_t fo0 = Sxtb16Ror8(fk), fo1 = Sxtb16Ror8(fk1);
-      a1 = Smlad(PackLo(xo0, xo1), PackLo(fo0, fo1), a1);
-      a3 = Smlad(PackHi(xo0, xo1), PackHi(fo0, fo1), a3);
-    }
-    if (k < taps) {
-      a0 += fp[0] * (xp[0] + input_offset);
-      a1 += fp[1] * (xp[1] + input_offset);
-      a2 += fp[2] * (xp[2] + input_offset);
-      a3 += fp[3] * (xp[3] + input_offset);
-    }
-    sums[c] = a0;
-    sums[c + 1] = a1;
-    sums[c + 2] = a2;
-    sums[c + 3] = a3;
-  }
-}
-
-bool DepthwiseRowSimd(const DepthwiseParams& p, const int32_t* mult, const int32_t* shift,
-                      int channels, const int8_t* rows, int taps, const int8_t* filter,
-                      const int32_t* bias, int8_t* out) {
-  constexpr int kMaxChannels = 256;  // the sums live on the stack
-  if (p.depth_multiplier != 1 || channels % 4 != 0 || channels > kMaxChannels) return false;
-  int32_t acc[kMaxChannels];
-  for (int c = 0; c < channels; ++c) acc[c] = bias ? bias[c] : 0;
-  DepthwiseTapSums(rows, filter, channels, taps, channels, p.input_offset, acc);
-  FullyConnectedParams q = {};
-  q.output_offset = p.output_offset;
-  q.activation_min = p.activation_min;
-  q.activation_max = p.activation_max;
-  for (int c = 0; c < channels; ++c) {
-    out[c] = Requant(mult[c], static_cast<int>(shift[c]), q)(acc[c]);
-  }
-  return true;
-}
-
-}  // namespace embbert

@@ -74,9 +74,15 @@ bool MakeBroadcast4(const int* dims1, int rank1, const int* dims2, int rank2,
 enum class BinaryOp { kAdd, kSub, kMul };
 
 // out = op(in1, in2) elementwise with broadcasting, int8, as TFLM's reference AddFunc /
-// SubElementwise / MulElementwise (and their BroadcastXxx4DSlow forms).
+// SubElementwise / MulElementwise (and their BroadcastXxx4DSlow forms). `tables` (ADD / SUB; 512
+// int32, kBinaryTableWords): each input's rescaled value (input offset, left shift, multiplier)
+// is computed once for all 256 int8 values into it, then read per element; worth it from
+// kBinaryTableMinElements output elements. MUL ignores it.
+constexpr int kBinaryTableWords = 512;
+constexpr int kBinaryTableMinElements = 1024;
 void BinaryInt8(BinaryOp op, const ArithmeticParams& params, const Broadcast4& shape,
-                const int8_t* input1, const int8_t* input2, int8_t* output);
+                const int8_t* input1, const int8_t* input2, int8_t* output,
+                int32_t* tables = nullptr);
 
 // MEAN over the last axis of `rows` rows of `depth` int8 values, as TFLM's reference
 // QuantizedMeanOrSum (multiplier/shift: QuantizeMultiplier(input_scale / output_scale)).
@@ -163,6 +169,11 @@ void FullyConnectedInt8(const FullyConnectedParams& params, const int32_t* chann
 // input_offset), two taps per SMLAD. Used by DepthwiseConvInt8.
 void DepthwiseTapSums(const int8_t* x, const int8_t* f, int stride, int taps, int channels,
                       int32_t input_offset, int32_t* sums);
+// TFLM's reference DepthwiseConvPerChannel loops (any stride, dilation, 2-D filter).
+void DepthwiseConvGenericInt8(const DepthwiseParams& p, const int32_t* mult, const int32_t* shift,
+                              int batches, int in_h, int in_w, int in_ch, const int8_t* input,
+                              int filter_h, int filter_w, const int8_t* filter,
+                              const int32_t* bias, int out_h, int out_w, int8_t* output);
 // One output position of the 1-D depthwise conv with DepthwiseTapSums (rows and filter taps
 // `channels` apart); false (nothing written) unless depth multiplier 1, channels % 4 == 0 and
 // channels <= 256.

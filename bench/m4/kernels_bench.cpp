@@ -33,6 +33,7 @@ int32_t g_mult[1024];
 int32_t g_shift[1024];
 int32_t g_softmax_table[embbert::kSoftmaxTableSize];
 int8_t g_table[embbert::kInt8Values];
+int32_t g_binary_tables[embbert::kBinaryTableWords];
 
 // Spans stay far below SysTick's 2^24 ticks and long enough that one tick is noise.
 constexpr uint32_t kTargetTicks = 200000;
@@ -122,8 +123,13 @@ void Binary(const char* name, embbert::BinaryOp op, int rank1, const int* dims1,
   Fill(g_in1, count1);
   Fill(g_in2, count2);
   const embbert::ArithmeticParams params = BinaryParams(op);
+  // as the TFLM wrapper: ADD / SUB with kBinaryTableMinElements outputs get the table scratch
+  const int elements = shape.dims[0] * shape.dims[1] * shape.dims[2] * shape.dims[3];
+  int32_t* tables = op != embbert::BinaryOp::kMul && elements >= embbert::kBinaryTableMinElements
+                        ? g_binary_tables
+                        : nullptr;
   Measure(name, [=, &params, &shape] {
-    embbert::BinaryInt8(op, params, shape, g_in1, g_in2, g_out);
+    embbert::BinaryInt8(op, params, shape, g_in1, g_in2, g_out, tables);
   });
 }
 

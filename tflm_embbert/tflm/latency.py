@@ -104,6 +104,11 @@ def broadcast_walk(shape1: tuple, shape2: tuple) -> tuple[int, int, str]:
     return rows, inner, kind
 
 
+# embbert_int8_ops.h kBinaryTableMinElements: ADD / SUB from this many outputs build per call a
+# 256-entry table of each input's rescaled values (a 2 KiB scratch).
+BINARY_TABLE_MIN_ELEMENTS = 1024
+
+
 def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple[str, dict]:
     """(cost family, {feature: count}) of an op run by the library's own kernel. The families
     and features are what bench/m4_kernels.py measures and fits (instructions = sum of
@@ -114,6 +119,8 @@ def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple
     if name in ("ADD", "SUB", "MUL"):
         rows, inner, kind = broadcast_walk(tuple(input_shapes[0]), tuple(input_shapes[1]))
         kind = "scalar" if kind == "fill" else kind
+        if name != "MUL" and rows * inner >= BINARY_TABLE_MIN_ELEMENTS:
+            kind += "/tables"  # each input's rescaling read from a table built per call
         return f"{name}/{kind}", {"calls": 1, "rows": rows, "elements": rows * inner}
     if name in ("MEAN", "SOFTMAX"):
         shape = tuple(input_shapes[0])
