@@ -141,7 +141,11 @@ struct Requant {
     const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
     int32_t v = (h >> right) + ((h & mask) > threshold ? 1 : 0) + output_offset;
     if (kFull) {
+#if EMBBERT_DSP
+      __asm__("ssat %0, #8, %1" : "=r"(v) : "r"(v));
+#else
       v = v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
     } else {
       v = v < act_min ? act_min : v;
       v = v > act_max ? act_max : v;

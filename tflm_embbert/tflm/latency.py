@@ -163,8 +163,8 @@ def fully_connected_walk(filter_shape: tuple, output_shape: tuple) -> dict:
     """The own FULLY_CONNECTED kernel's work: rows in groups of four ("groups": each widened
     once into the scratch; "dots": one SMLAD pass over a weight row per group and channel,
     "macs4" their MACs), the leftover rows % 4 in 2 x 2 blocks in C ("tail_blocks",
-    "tail_macs"; also the depths % 4 of the groups), and one requantization per output
-    ("outputs")."""
+    "tail_macs"; also the depths % 8 of the groups, which Dot4 leaves to C), and one
+    requantization per output ("outputs")."""
     channels = int(output_shape[-1]) if output_shape else 1
     depth = int(filter_shape[-1])
     rows = _size(output_shape) // max(channels, 1)
@@ -172,9 +172,9 @@ def fully_connected_walk(filter_shape: tuple, output_shape: tuple) -> dict:
     return {
         "groups": groups,
         "dots": groups * channels,
-        "macs4": 4 * groups * (depth // 4 * 4) * channels,
+        "macs4": 4 * groups * (depth // 8 * 8) * channels,
         "tail_blocks": -(-tail // 2) * -(-channels // 2),
-        "tail_macs": (tail * depth + 4 * groups * (depth % 4)) * channels,
+        "tail_macs": (tail * depth + 4 * groups * (depth % 8)) * channels,
         "outputs": rows * channels,
     }
 
