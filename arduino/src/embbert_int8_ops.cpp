@@ -44,7 +44,7 @@ struct AddInput {
 
 // kTable (ADD / SUB): each input's scaled value read from a 256-entry table (table1/table2,
 // indexed by value + 128) that holds AddInput of every int8 value.
-template <BinaryOp kOp, bool kTable = false>
+template <BinaryOp kOp, bool kTable = false, bool kFull = false>  // kFull: range -128..127
 struct Binary {
   const ArithmeticParams& p;
   AddInput in1, in2;
@@ -77,6 +77,7 @@ struct Binary {
     } else {
       raw = out(a - b);
     }
+    if (kFull) return static_cast<int8_t>(simd::SatInt8(raw + p.output_offset));
     return static_cast<int8_t>(Clamp(raw + p.output_offset, p.activation_min, p.activation_max));
   }
 
@@ -221,10 +222,10 @@ bool MakeBroadcast4(const int* dims1, int rank1, const int* dims2, int rank2,
   return true;
 }
 
-template <BinaryOp kOp>
+template <BinaryOp kOp, bool kFull>
 void RunWithTables(const ArithmeticParams& params, const Broadcast4& shape, const int8_t* input1,
                    const int8_t* input2, int32_t* tables, int8_t* output) {
-  Binary<kOp, true> binary(params);
+  Binary<kOp, true, kFull> binary(params);
   for (int v = -128; v < 128; ++v) {
     tables[v + 128] = binary.in1(static_cast<int8_t>(v));
     tables[v + 384] = binary.in2(static_cast<int8_t>(v));
@@ -236,12 +237,16 @@ void RunWithTables(const ArithmeticParams& params, const Broadcast4& shape, cons
 
 void BinaryInt8(BinaryOp op, const ArithmeticParams& params, const Broadcast4& shape,
                 const int8_t* input1, const int8_t* input2, int8_t* output, int32_t* tables) {
-  if (tables != nullptr && op == BinaryOp::kAdd) {
-    RunWithTables<BinaryOp::kAdd>(params, shape, input1, input2, tables, output);
+  const bool full = params.activation_min == -128 && params.activation_max == 127;
+  if (tables != nullptr && op != BinaryOp::kMul) {
+    using Op = BinaryOp;
+    auto run = op == Op::kAdd ? (full ? RunWithTables<Op::kAdd, true> : RunWithTables<Op::kAdd, false>)
+                              : (full ? RunWithTables<Op::kSub, true> : RunWithTables<Op::kSub, false>);
+    run(params, shape, input1, input2, tables, output);
     return;
   }
-  if (tables != nullptr && op == BinaryOp::kSub) {
-    RunWithTables<BinaryOp::kSub>(params, shape, input1, input2, tables, output);
+  if (op == BinaryOp::kMul && full) {
+    Binary<BinaryOp::kMul, false, true>(params).Run(shape, input1, input2, output);
     return;
   }
   switch (op) {

@@ -99,6 +99,16 @@ inline int32_t SumInt8(const int8_t* x, int n) {
   return s;
 }
 
+// v clamped to -128..127 (one SSAT on the M4).
+inline int32_t SatInt8(int32_t v) {
+#if EMBBERT_DSP
+  __asm__("ssat %0, #8, %1" : "=r"(v) : "r"(v));
+  return v;
+#else
+  return v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+}
+
 // (a * m + 2^30) >> 31 (one SMLAL on the M4).
 inline int32_t HighMulFloor(int32_t a, int32_t m) {
 #if EMBBERT_DSP
@@ -141,11 +151,7 @@ struct Requant {
     const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
     int32_t v = (h >> right) + ((h & mask) > threshold ? 1 : 0) + output_offset;
     if (kFull) {
-#if EMBBERT_DSP
-      __asm__("ssat %0, #8, %1" : "=r"(v) : "r"(v));
-#else
-      v = v < -128 ? -128 : (v > 127 ? 127 : v);
-#endif
+      v = SatInt8(v);
     } else {
       v = v < act_min ? act_min : v;
       v = v > act_max ? act_max : v;
