@@ -4,13 +4,14 @@ QEMU, and the linear cost models the latency estimate uses (tflm_embbert/tflm/la
     python bench/m4_kernels.py                    # shapes of the shipped backbone, L 16..256
 
 Method: the cores (embbert_lut.h's table lookup for LOGISTIC; embbert_int8_ops.cpp's ADD / SUB /
-MUL, MEAN, SOFTMAX and depthwise conv) are cross-compiled with Debian's arm-none-eabi-gcc
-(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -O2) into a bare-metal harness (bench/m4/: start-up,
-linker script, counter, driver; no TFLM) and run on qemu-system-arm's mps2-an386 with
-`-icount shift=0`: every executed instruction advances the virtual clock by exactly 1 ns, and
-SysTick, clocked from the processor clock, is read around each call, so instructions = ticks x
-(ns per tick). The ratio is calibrated in the same run on a loop of known length (2
-instructions per iteration). Each case is called enough times for a span of ~200k ticks.
+MUL, MEAN, SOFTMAX and depthwise conv; embbert_int8_matmul.cpp's FULLY_CONNECTED, BATCH_MATMUL) are
+cross-compiled with Debian's arm-none-eabi-gcc (-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -O2)
+into a bare-metal harness (bench/m4/: start-up, linker script, counter, driver; no TFLM) and
+run on qemu-system-arm's mps2-an386 with `-icount shift=0`: every executed instruction advances
+the virtual clock by exactly 1 ns, and SysTick, clocked from the processor clock, is read around
+each call, so instructions = ticks x (ns per tick). The ratio is calibrated in the same run on a
+loop of known length (2 instructions per iteration). Each case is called enough times for a span
+of ~200k ticks.
 
 Cases: every shape the shipped backbone's bucket graphs give each kernel (d = hidden_dim,
 k = kernel_size, L = --lengths, plus the [CLS]-only last layer's single row), and a few more
@@ -72,6 +73,18 @@ FEATURES = {
     "MEAN": ["calls", "rows", "elements"],
     "SOFTMAX": ["calls", "rows", "elements"],
     "DEPTHWISE_CONV_2D": ["calls", "scanned", "outputs", "macs"],
+    "FULLY_CONNECTED": ["calls", "groups", "dots", "macs4", "tail_blocks", "tail_macs", "outputs"],
+    "BATCH_MATMUL": [
+        "calls",
+        "batches",
+        "sums",
+        "groups",
+        "dots",
+        "macs4",
+        "tail_blocks",
+        "tail_macs",
+        "outputs",
+    ],  # fmt: skip
 }
 BINARY_OPS = {"ADD": "kAdd", "SUB": "kSub", "MUL": "kMul"}
 
@@ -133,6 +146,34 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
             (1, 1, rows, channels),
             f"DEPTHWISE(@, {width}, {rows}, {channels}, {k}, {k - 1})",
         )
+    # FULLY_CONNECTED: the graphs' Dense layers (L rows or the [CLS] row, hidden -> hidden, the
+    # 16-wide embedding projection, the label head) and shapes with leftover rows and depths
+    fc_shapes = [(rows, hidden, hidden) for rows in rows_list] + [(lengths[0], 16, hidden)]
+    fc_shapes += [(1, hidden, 7), (3, 64, 32), (6, 128, 64), (5, 40, 10), (9, 130, 12),
+                  (8, 32, 96), (2, 256, 16), (4, 256, 8), (12, 8, 64), (1, 16, 40), (3, 12, 3),
+                  (20, 64, 24)]  # fmt: skip
+    for rows, depth, channels in fc_shapes:
+        add(
+            "FULLY_CONNECTED",
+            [(1, rows, depth), (channels, depth)],
+            (1, rows, channels),
+            f"FC(@, {rows}, {depth}, {channels})",
+        )
+    # BATCH_MATMUL: attention scores (L x d by L x d), probabilities x values (L x L by d x L),
+    # the [CLS] row, the chunked L=256 attention (64-row chunks), odd shapes
+    bmm_shapes = []
+    for rows in lengths:
+        bmm_shapes += [(1, rows, hidden, rows), (1, rows, rows, hidden), (1, 1, hidden, rows),
+                       (1, 1, rows, hidden)]  # fmt: skip
+    bmm_shapes += [(1, 64, hidden, 256), (1, 64, 256, hidden), (2, 7, 10, 5), (3, 5, 9, 6),
+                   (2, 12, 40, 20), (1, 4, 12, 3), (4, 8, 16, 8)]  # fmt: skip
+    for batches, rows, depth, cols in bmm_shapes:
+        add(
+            "BATCH_MATMUL",
+            [(batches, rows, depth), (batches, cols, depth)],
+            (batches, rows, cols),
+            f"BMM(@, {batches}, {rows}, {depth}, {cols})",
+        )
     for op, code in BINARY_OPS.items():
         for rows in rows_list:
             pairs = [
@@ -173,6 +214,8 @@ def build(work: Path, case_list: list[dict], tools: Tools) -> Path:
     for source, compiler, extra in (
         (HARNESS_DIR / "kernels_bench.cpp", tools.cxx, CXX_FLAGS),
         (SRC_DIR / "embbert_int8_ops.cpp", tools.cxx, CXX_FLAGS),
+        (SRC_DIR / "embbert_int8_matmul.cpp", tools.cxx, CXX_FLAGS),
+        (SRC_DIR / "embbert_int8_conv.cpp", tools.cxx, CXX_FLAGS),
         (HARNESS_DIR / "startup.c", tools.cc, ["-std=c11"]),
     ):
         obj = work / (source.stem + ".o")

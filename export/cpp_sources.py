@@ -12,6 +12,7 @@ from string import Template
 from export.tflm_profiles import add_method
 from tflm_embbert.common.paths import arduino_dir
 from tflm_embbert.graph.flatbuffer import TFLiteReport
+from tflm_embbert.tflm.latency import BINARY_TABLE_MIN_ELEMENTS
 
 TEMPLATES_DIR = arduino_dir() / "templates"
 ARDUINO_SRC_DIR = arduino_dir() / "src"
@@ -195,33 +196,76 @@ OWN_KERNEL_TABLE = {
     ),
     "SUB": ("embbert::Register_SUB_INT8()", "embbert::BinaryInt8(BinaryOp::kSub, ...)"),
     "ADD": ("embbert::Register_ADD_INT8()", "embbert::BinaryInt8(BinaryOp::kAdd, ...)"),
+    "BATCH_MATMUL": (
+        "embbert::Register_BATCH_MATMUL_INT8()",
+        "embbert::BatchMatMulInt8 (embbert_int8_matmul.cpp)",
+    ),
+    "FULLY_CONNECTED": (
+        "embbert::Register_FULLY_CONNECTED_INT8()",
+        "embbert::FullyConnectedChannelOffsets + FullyConnectedInt8 (embbert_int8_matmul.cpp)",
+    ),
 }
 OWN_KERNELS = {op: registration for op, (registration, _) in OWN_KERNEL_TABLE.items()}
 OWN_KERNEL_SOURCES = (
     "embbert_lut.h",
     "embbert_int8_ops.h",
     "embbert_int8_ops.cpp",
+    "embbert_int8_matmul.cpp",
+    "embbert_int8_conv.cpp",
+    "embbert_simd.h",
     "embbert_kernels.h",
     "embbert_kernels.cpp",
+    "embbert_matmul_kernels.cpp",
 )
 # Persistent arena bytes the own kernels add per node beyond TFLM's reference kernels' (the
 # host-measured arena): LOGISTIC's 256-entry int8 table, SOFTMAX's 256-entry int32 exp table,
-# the cores' parameters next to TFLM's op data (ADD/SUB/MUL/MEAN/DEPTHWISE), rounded up to 16.
+# the cores' parameters next to TFLM's op data (ADD/SUB/MUL/MEAN/DEPTHWISE/FULLY_CONNECTED),
+# rounded up to 16. FULLY_CONNECTED also keeps an int32 per output channel (bias + input offset x
+# the weights' sum) and, with >= 4 input rows, a scratch of 8 x depth bytes that lives only
+# during the op (so only the largest counts): own_kernel_extra_arena reads them off the shapes.
+# BATCH_MATMUL's scratch (per-column offsets, the 4-row scratch, a transposed rhs unless adj_y)
+# is counted the same way, and so are ADD / SUB's per-call tables (2 KiB, large outputs only).
 OWN_KERNEL_EXTRA_ARENA = {
+    "FULLY_CONNECTED": 48,
+    "BATCH_MATMUL": 16,
     "LOGISTIC": 256,
     "SOFTMAX": 1024,
-    "ADD": 112,
-    "SUB": 112,
-    "MUL": 112,
+    "ADD": 128,
+    "SUB": 128,
+    "MUL": 128,
     "MEAN": 64,
     "DEPTHWISE_CONV_2D": 48,
 }
 
 
-def own_kernel_extra_arena(model_ops: list[str]) -> int:
-    """Extra persistent arena bytes of the own kernels for a model's op list (one entry per
-    node), each rounded up to 16 bytes as TFLM aligns persistent buffers."""
-    return sum(-(-OWN_KERNEL_EXTRA_ARENA.get(op, 0) // 16) * 16 for op in model_ops)
+def _round16(n: int) -> int:
+    return -(-n // 16) * 16
+
+
+def own_kernel_extra_arena(report: TFLiteReport) -> int:
+    """Extra arena bytes of the own kernels for a model (one subgraph's report), each persistent
+    buffer rounded up to 16 bytes as TFLM aligns them, plus the largest FULLY_CONNECTED
+    scratch."""
+    total = sum(_round16(OWN_KERNEL_EXTRA_ARENA.get(op.name, 0)) for op in report.ops)
+    scratch = 0
+    for op in report.ops:
+        out_shape = report.tensors[op.outputs[0]].shape if op.outputs else ()
+        channels = out_shape[-1] if out_shape else 1
+        if op.name == "FULLY_CONNECTED":
+            depth = report.tensors[op.inputs[1]].shape[-1]
+            total += _round16(4 * channels)
+            if channels and math.prod(out_shape) // channels >= 4:
+                scratch = max(scratch, _round16(8 * (depth // 4) * 4))
+        elif op.name in ("ADD", "SUB") and math.prod(out_shape) >= BINARY_TABLE_MIN_ELEMENTS:
+            scratch = max(scratch, 4 * 512)  # the two 256-entry int32 tables
+        elif op.name == "BATCH_MATMUL":
+            lhs = report.tensors[op.inputs[0]].shape
+            rows, depth = (lhs[-2], lhs[-1]) if len(lhs) >= 2 else (1, 1)
+            words = channels + (8 * (depth // 4) if rows >= 4 else 0)
+            if op.options is not None and not op.options.adjY:
+                words += -(-channels * depth // 4)
+            scratch = max(scratch, _round16(4 * words))
+    return total + scratch
 
 
 def op_resolver_header(prefix: str, model_ops: list[str], own_kernels: bool = False) -> str:

@@ -168,9 +168,7 @@ def export_library(request: LibraryRequest, out: str | Path) -> dict:
     prefix = cpp_sources.snake_case(request.options.name)
     # the own kernels' persistent tables (full model: the largest bucket's arena)
     own_bytes = (
-        cpp_sources.own_kernel_extra_arena([op.name for op in report.ops])
-        if request.options.tflm == "tflm_tree"
-        else 0
+        cpp_sources.own_kernel_extra_arena(report) if request.options.tflm == "tflm_tree" else 0
     )
     arena = cpp_sources.arena_with_margin(
         request.arena_measured_bytes, request.options.arena_margin, ARENA_EXTRA_BYTES + own_bytes

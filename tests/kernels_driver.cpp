@@ -32,7 +32,7 @@ void Print(const T* data, long n) {
   printf("\n");
 }
 
-void Binary() {
+void Binary(bool tables) {
   const auto op = static_cast<embbert::BinaryOp>(Next());
   embbert::ArithmeticParams p;
   p.input1_offset = Next();
@@ -64,7 +64,9 @@ void Binary() {
   long n = 1;
   for (int i = 0; i < 4; ++i) n *= shape.dims[i];
   std::vector<int8_t> out(n);
-  embbert::BinaryInt8(op, p, shape, a.data(), b.data(), out.data());
+  std::vector<int32_t> table(embbert::kBinaryTableWords);
+  embbert::BinaryInt8(op, p, shape, a.data(), b.data(), out.data(),
+                      tables ? table.data() : nullptr);
   Print(out.data(), n);
 }
 
@@ -159,19 +161,74 @@ void Depthwise() {
   Print(out.data(), static_cast<long>(out.size()));
 }
 
+void FullyConnected() {
+  const bool per_channel = Next() != 0;
+  const bool use_scratch = Next() != 0;
+  const int batches = Next(), depth = Next(), channels = Next();
+  embbert::FullyConnectedParams p;
+  p.input_offset = Next();
+  p.filter_offset = Next();
+  p.output_offset = Next();
+  p.activation_min = Next();
+  p.activation_max = Next();
+  const int has_bias = Next();
+  auto filter = Read<int8_t>(static_cast<long>(channels) * depth);
+  auto bias = Read<int32_t>(has_bias ? channels : 0);
+  const int quant = per_channel ? channels : 1;
+  auto mult = Read<int32_t>(quant);
+  auto shift = Read<int32_t>(quant);
+  auto x = Read<int8_t>(static_cast<long>(batches) * depth);
+  std::vector<int32_t> offsets(static_cast<size_t>(channels));
+  embbert::FullyConnectedChannelOffsets(p, filter.data(), has_bias ? bias.data() : nullptr,
+                                        channels, depth, offsets.data());
+  std::vector<uint32_t> scratch(static_cast<size_t>(embbert::FullyConnectedScratchWords(depth)));
+  std::vector<int8_t> out(static_cast<size_t>(batches) * channels);
+  embbert::FullyConnectedInt8(p, offsets.data(), mult.data(), shift.data(), per_channel, batches,
+                              depth, channels, x.data(), filter.data(),
+                              use_scratch ? scratch.data() : nullptr, out.data());
+  Print(out.data(), static_cast<long>(out.size()));
+}
+
+void BatchMatMul() {
+  const bool rhs_transposed = Next() != 0;
+  const int lhs_batches = Next(), rhs_batches = Next(), rows = Next(), depth = Next(),
+            cols = Next();
+  embbert::FullyConnectedParams p;
+  p.input_offset = Next();
+  p.filter_offset = Next();
+  p.output_offset = Next();
+  p.activation_min = -128;
+  p.activation_max = 127;
+  const int32_t mult = Next();
+  const int32_t shift = Next();
+  auto lhs = Read<int8_t>(static_cast<long>(lhs_batches) * rows * depth);
+  auto rhs = Read<int8_t>(static_cast<long>(rhs_batches) * cols * depth);
+  const int batches = lhs_batches > rhs_batches ? lhs_batches : rhs_batches;
+  std::vector<uint32_t> scratch(static_cast<size_t>(
+      embbert::BatchMatMulScratchWords(rows, depth, cols, rhs_transposed)));
+  std::vector<int8_t> out(static_cast<size_t>(batches) * rows * cols);
+  embbert::BatchMatMulInt8(p, mult, shift, batches, lhs_batches == 1 && batches > 1,
+                           rhs_batches == 1 && batches > 1, rows, depth, cols, rhs_transposed,
+                           lhs.data(), rhs.data(), scratch.data(), out.data());
+  Print(out.data(), static_cast<long>(out.size()));
+}
+
 }  // namespace
 
 int main() {
   char op[32];
   try {
     while (scanf("%31s", op) == 1) {
-      if (!strcmp(op, "binary")) Binary();
+      if (!strcmp(op, "binary")) Binary(false);
+      else if (!strcmp(op, "binary_tables")) Binary(true);
       else if (!strcmp(op, "mean")) Mean();
       else if (!strcmp(op, "mean_axes")) MeanAxes();
       else if (!strcmp(op, "softmax_table")) Softmax(true);
       else if (!strcmp(op, "softmax")) Softmax(false);
       else if (!strcmp(op, "reciprocal")) Reciprocal();
       else if (!strcmp(op, "depthwise")) Depthwise();
+      else if (!strcmp(op, "fc")) FullyConnected();
+      else if (!strcmp(op, "bmm")) BatchMatMul();
       else {
         fprintf(stderr, "driver: unknown request %s\n", op);
         return 2;

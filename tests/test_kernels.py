@@ -51,8 +51,9 @@ def _logistic_model(size, calibration_range, seed):
     return _full_int8(converter, data)
 
 
-def _full_int8(converter, data):
-    """A full-integer model (int8 input and output) from `converter`, calibrated on `data`."""
+def _full_int8(converter, data, per_channel=True):
+    """A full-integer model (int8 input and output) from `converter`, calibrated on `data`;
+    per_channel=False: Dense weights on one scale, as the export's default."""
     import tensorflow as tf
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -60,6 +61,8 @@ def _full_int8(converter, data):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    if not per_channel:
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     return converter.convert()
 
 
@@ -115,7 +118,7 @@ def test_logistic_table_equals_tflm_reference(lut_binary, calibration_range):
 # the C++ cores in test_kernels_cpp.py) must give the `tflite_micro` runtime's output bit for bit.
 
 
-def _single_op_model(fn, shapes, low=-4.0, high=4.0, seed=0):
+def _single_op_model(fn, shapes, low=-4.0, high=4.0, seed=0, per_channel=True):
     import tensorflow as tf
 
     specs = [tf.TensorSpec(shape, tf.float32) for shape in shapes]
@@ -127,7 +130,7 @@ def _single_op_model(fn, shapes, low=-4.0, high=4.0, seed=0):
             yield [rng.uniform(low, high, shape).astype(np.float32) for shape in shapes]
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    return _full_int8(converter, data)
+    return _full_int8(converter, data, per_channel)
 
 
 def _op_tensors(tflite, op_name):
@@ -239,4 +242,60 @@ def test_port_depthwise_equals_runtime():
     got = _run_micro(tflite, [x])
     want = port.depthwise(x, f_info["value"], b_info["value"], mults, shifts, zi=zi,
                           zo=o_info["zero_point"])
+    np.testing.assert_array_equal(want.reshape(got.shape), got)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_port_fully_connected_equals_runtime(per_channel):
+    import tensorflow as tf
+
+    from tests import tflm_int8_port as port
+
+    rng = np.random.default_rng(7)
+    rows, depth, channels = 16, 128, 24
+    kernel = tf.constant(rng.normal(0, 0.2, (depth, channels)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, channels).astype(np.float32))
+    tflite = _single_op_model(lambda x: tf.matmul(x, kernel) + bias, [(rows, depth)],
+                              per_channel=per_channel)
+    inputs, (o_info,) = _op_tensors(tflite, "FULLY_CONNECTED")
+    x_info, f_info, b_info = inputs
+    assert (len(f_info["scales"]) > 1) == per_channel
+    mults, shifts = port.depthwise_params(float(x_info["scales"][0]), f_info["scales"],
+                                          float(o_info["scales"][0]))
+    x = rng.integers(-128, 128, (rows, depth)).astype(np.int8)
+    got = _run_micro(tflite, [x])
+    want = port.fully_connected(x, f_info["value"], b_info["value"], mults, shifts,
+                                zi=x_info["zero_point"], zw=0, zo=o_info["zero_point"])
+    np.testing.assert_array_equal(want.reshape(got.shape), got)
+
+
+@pytest.mark.parametrize("adj_y", [True, False])
+def test_port_batch_matmul_equals_runtime(adj_y):
+    import tensorflow as tf
+
+    from tests import tflm_int8_port as port
+
+    rows, depth, cols = 16, 32, 24
+    rhs_shape = (1, cols, depth) if adj_y else (1, depth, cols)
+    tflite = _single_op_model(
+        lambda a, b: tf.matmul(a, b, transpose_b=adj_y), [(1, rows, depth), rhs_shape]
+    )
+    (l_info, r_info), (o_info,) = _op_tensors(tflite, "BATCH_MATMUL")
+    (mult,), (shift,) = port.depthwise_params(
+        float(l_info["scales"][0]), [float(r_info["scales"][0])], float(o_info["scales"][0])
+    )
+    rng = np.random.default_rng(9)
+    lhs = rng.integers(-128, 128, (1, rows, depth)).astype(np.int8)
+    rhs = rng.integers(-128, 128, rhs_shape).astype(np.int8)
+    got = _run_micro(tflite, [lhs, rhs])
+    want = port.batch_matmul(
+        lhs,
+        rhs,
+        mult,
+        shift,
+        zl=l_info["zero_point"],
+        zr=r_info["zero_point"],
+        zo=o_info["zero_point"],
+        adj_y=adj_y,
+    )
     np.testing.assert_array_equal(want.reshape(got.shape), got)

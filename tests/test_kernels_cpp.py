@@ -40,6 +40,8 @@ def driver(tmp_path_factory):
             "-I",
             str(SRC),
             str(SRC / "embbert_int8_ops.cpp"),
+            str(SRC / "embbert_int8_matmul.cpp"),
+            str(SRC / "embbert_int8_conv.cpp"),
             str(REPO_ROOT / "tests" / "kernels_driver.cpp"),
             "-o",
             str(binary),
@@ -97,14 +99,17 @@ def _params(op, quant):
     return port.add_sub_params(s1, z1, s2, z2, so, zo, sub=op == "SUB")
 
 
+@pytest.mark.parametrize("tables", [False, True])
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
-def test_binary_all_operand_pairs(driver, op):
+def test_binary_all_operand_pairs(driver, op, tables):
+    """tables: ADD / SUB read each input's rescaled value from 256-entry tables (MUL: none)."""
     a = np.repeat(np.arange(-128, 128), 256).astype(np.int8)
     b = np.tile(np.arange(-128, 128), 256).astype(np.int8)
     requests, expected = [], []
     for quant in QUANTS:
         p = _params(op, quant)
-        requests.append(_binary_request(op, p, a, b))
+        request = _binary_request(op, p, a, b)
+        requests.append(["binary_tables", *request[1:]] if tables else request)
         expected.append(port.binary(op, p, a, b))
     for got, want in zip(driver(requests), expected, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -127,15 +132,17 @@ SHAPES = [
 ]
 
 
+@pytest.mark.parametrize("tables", [False, True])
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
-def test_binary_broadcast_shapes(driver, op):
+def test_binary_broadcast_shapes(driver, op, tables):
     rng = np.random.default_rng(0)
     requests, expected = [], []
     for i, (shape1, shape2) in enumerate(SHAPES):
         p = _params(op, QUANTS[i % len(QUANTS)])
         a = rng.integers(-128, 128, shape1).astype(np.int8)
         b = rng.integers(-128, 128, shape2).astype(np.int8)
-        requests.append(_binary_request(op, p, a, b))
+        request = _binary_request(op, p, a, b)
+        requests.append(["binary_tables", *request[1:]] if tables else request)
         expected.append(port.binary(op, p, a, b).reshape(-1))
     for got, want in zip(driver(requests), expected, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -272,8 +279,110 @@ def test_depthwise_causal_conv_and_padding_skip(driver):
         dict(width=20, taps=5, channels=13, pad=4, lead=2, zi=1),  # implicit padding too
         dict(width=18, taps=4, channels=6, pad=0, lead=3, zi=0, multiplier=3, bias=False),
         dict(width=10, taps=4, channels=9, pad=0, lead=10, zi=-1),  # all padding
+        dict(width=21, taps=5, channels=12, pad=4, lead=3, zi=-9),  # SMLAD pairs + odd tap
+        dict(width=9, taps=7, channels=260, pad=0, lead=2, zi=5),  # above the SMLAD limit
     ]
     requests, expected = zip(*[_depthwise_case(rng, **case) for case in cases], strict=True)
+    for got, want in zip(driver(list(requests)), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def _fc_case(rng, batches, depth, channels, per_channel, zw=0, bias=True, scratch=True):
+    x = rng.integers(-128, 128, (batches, depth)).astype(np.int8)
+    w = rng.integers(-127, 128, (channels, depth)).astype(np.int8)
+    b = rng.integers(-30000, 30000, channels) if bias else None
+    scales = rng.uniform(0.002, 0.02, channels if per_channel else 1)
+    mults, shifts = port.depthwise_params(0.05, scales, 0.09)
+    zi, zo = int(rng.integers(-128, 128)), int(rng.integers(-20, 20))
+    want = port.fully_connected(x, w, b, mults, shifts, zi=zi, zw=0 if per_channel else zw, zo=zo)
+    request = [
+        "fc",
+        int(per_channel),
+        int(scratch),
+        batches,
+        depth,
+        channels,
+        -zi,
+        -zw,
+        zo,
+        -128,
+        127,
+        int(bias),
+        *w.reshape(-1).tolist(),
+        *([] if b is None else b.tolist()),
+        *mults,
+        *shifts,
+        *x.reshape(-1).tolist(),
+    ]
+    return request, want.reshape(-1)
+
+
+def test_fully_connected_blocks_and_tails(driver):
+    """The graphs' shapes (16 rows x 128 -> 128, the [CLS] row, the 7-label head, the 16-wide
+    embedding projection) and odd ones: rows % 4 (the 2 x 2 and 1-row tails), depth % 4, odd
+    channels, per-tensor with a filter zero point, no bias, no scratch."""
+    rng = np.random.default_rng(5)
+    cases = [
+        dict(batches=16, depth=128, channels=128, per_channel=False),
+        dict(batches=16, depth=16, channels=128, per_channel=False),
+        dict(batches=1, depth=128, channels=7, per_channel=False),
+        dict(batches=32, depth=128, channels=128, per_channel=True),
+        dict(batches=7, depth=130, channels=5, per_channel=False, zw=3),
+        dict(batches=6, depth=9, channels=3, per_channel=True, bias=False),
+        dict(batches=5, depth=3, channels=1, per_channel=False, zw=-2),
+        dict(batches=9, depth=64, channels=10, per_channel=False, scratch=False),
+    ]
+    requests, expected = zip(*[_fc_case(rng, **case) for case in cases], strict=True)
+    for got, want in zip(driver(list(requests)), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fully_connected_extreme_sums(driver):
+    """Depth 1024 with constant inputs at both int8 extremes (large sums of one sign)."""
+    rng = np.random.default_rng(6)
+    requests, expected = [], []
+    for fill in (-128, 127):
+        request, want = _fc_case(rng, 4, 1024, 4, per_channel=False)
+        x_at = len(request) - 4 * 1024
+        request[x_at:] = [fill] * (4 * 1024)
+        x = np.full((4, 1024), fill, np.int8)
+        w = np.asarray(request[12 : 12 + 4 * 1024], np.int8).reshape(4, 1024)
+        b = np.asarray(request[12 + 4 * 1024 : 12 + 4 * 1024 + 4])
+        mults, shifts = request[-4 * 1024 - 2 : -4 * 1024 - 1], request[-4 * 1024 - 1 : -4 * 1024]
+        want = port.fully_connected(x, w, b, mults, shifts, zi=-request[6], zw=0, zo=request[8])
+        requests.append(request)
+        expected.append(want.reshape(-1))
+    for got, want in zip(driver(requests), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def _bmm_case(rng, lhs_batches, rhs_batches, rows, depth, cols, adj_y=True):
+    lhs = rng.integers(-128, 128, (lhs_batches, rows, depth)).astype(np.int8)
+    rhs_shape = (rhs_batches, cols, depth) if adj_y else (rhs_batches, depth, cols)
+    rhs = rng.integers(-128, 128, rhs_shape).astype(np.int8)
+    (mult,), (shift,) = port.depthwise_params(0.05, [0.03], 0.4)
+    zl, zr, zo = (int(v) for v in rng.integers(-128, 128, 3))
+    want = port.batch_matmul(lhs, rhs, mult, shift, zl=zl, zr=zr, zo=zo, adj_y=adj_y)
+    request = ["bmm", int(adj_y), lhs_batches, rhs_batches, rows, depth, cols, -zl, -zr, zo,
+               mult, shift, *lhs.reshape(-1).tolist(), *rhs.reshape(-1).tolist()]  # fmt: skip
+    return request, want.reshape(-1)
+
+
+def test_batch_matmul_shapes_of_the_graphs_and_odd_ones(driver):
+    """Attention scores (L x d by L x d^T), probabilities x values (L x L by d x L^T), the [CLS]
+    row, the chunked L=256 attention; rhs not transposed (adj_y false), broadcast batches,
+    leftover rows and depths."""
+    rng = np.random.default_rng(8)
+    cases = [
+        dict(lhs_batches=1, rhs_batches=1, rows=16, depth=128, cols=16),
+        dict(lhs_batches=1, rhs_batches=1, rows=16, depth=16, cols=128),
+        dict(lhs_batches=1, rhs_batches=1, rows=1, depth=128, cols=32),
+        dict(lhs_batches=1, rhs_batches=1, rows=64, depth=256, cols=128),
+        dict(lhs_batches=2, rhs_batches=2, rows=7, depth=10, cols=5, adj_y=False),
+        dict(lhs_batches=3, rhs_batches=1, rows=5, depth=9, cols=6),
+        dict(lhs_batches=1, rhs_batches=2, rows=4, depth=12, cols=3, adj_y=False),
+    ]
+    requests, expected = zip(*[_bmm_case(rng, **case) for case in cases], strict=True)
     for got, want in zip(driver(list(requests)), expected, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -290,7 +399,9 @@ def test_tflm_wrappers_compile_against_tflm_stubs(compiler, tmp_path):
 
     (tmp_path / CONFIG_HEADER).write_text(config_header(cmsis_nn=False))
     arch = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard"] if compiler.startswith("arm") else []
-    for source in ("embbert_kernels.cpp", "embbert_int8_ops.cpp"):
+    sources = ("embbert_kernels.cpp", "embbert_matmul_kernels.cpp", "embbert_int8_ops.cpp",
+               "embbert_int8_matmul.cpp", "embbert_int8_conv.cpp")  # fmt: skip
+    for source in sources:
         done = subprocess.run(
             [
                 cxx,

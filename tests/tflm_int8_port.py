@@ -268,3 +268,30 @@ def depthwise(x, filt, bias, mults, shifts, *, zi, zo, pad_w=0, depth_multiplier
         acc = _wrap32((rows * filt[0, 0]).sum(axis=0) + (0 if bias is None else bias))
         out[t] = mbqm(acc, np.asarray(mults), np.asarray(shifts)) + zo
     return np.clip(out, -128, 127).astype(np.int8).reshape(1, 1, out_w, out_ch)
+
+
+def fully_connected(x, w, bias, mults, shifts, *, zi, zw, zo):
+    """reference_integer_ops FullyConnected (one multiplier; weights offset -zw) or
+    FullyConnectedPerChannel (a multiplier per channel; pass zw=0: it ignores the filter zero
+    point): x [B, D], w [C, D] -> int8 [B, C]."""
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64)
+    acc = _wrap32((x[:, None, :] - zi) * (w[None, :, :] - zw)).sum(axis=-1)
+    acc = _wrap32(acc + (0 if bias is None else np.asarray(bias, np.int64)))
+    mults, shifts = np.asarray(mults, np.int64), np.asarray(shifts, np.int64)
+    if mults.size == 1:
+        out = mbqm(acc, int(mults.reshape(-1)[0]), int(shifts.reshape(-1)[0]))
+    else:
+        out = mbqm(acc, mults[None, :], np.broadcast_to(shifts[None, :], acc.shape))
+    return np.clip(out + zo, -128, 127).astype(np.int8)
+
+
+def batch_matmul(lhs, rhs, mult, shift, *, zl, zr, zo, adj_y=True):
+    """reference_ops::BatchMatMul int8 (adj_x false): lhs (B, rows, depth), rhs (B, cols,
+    depth) if adj_y else (B, depth, cols); B may be 1 on either side (broadcast)."""
+    lhs = np.asarray(lhs, np.int64) - zl
+    rhs = np.asarray(rhs, np.int64) - zr
+    if not adj_y:
+        rhs = np.swapaxes(rhs, -1, -2)
+    acc = _wrap32((lhs[:, :, None, :] * rhs[:, None, :, :]).sum(axis=-1))
+    return np.clip(mbqm(acc, mult, shift) + zo, -128, 127).astype(np.int8)

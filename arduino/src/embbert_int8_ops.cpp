@@ -1,28 +1,33 @@
 // The EmbBERT library's int8 kernel cores (see embbert_int8_ops.h). No TFLM dependency.
 #include "embbert_int8_ops.h"
 
+#include "embbert_simd.h"
+
 namespace embbert {
 namespace {
 
 inline int32_t Clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// Multiplier >= 0 (as TFLM's are), so the a == b == INT32_MIN saturation case cannot occur.
-inline int32_t HighMul(int32_t a, int32_t b) {
-  const int64_t ab = static_cast<int64_t>(a) * static_cast<int64_t>(b);
-  const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return static_cast<int32_t>((ab + nudge) / (int64_t{1} << 31));
-}
-
-// MultiplyByQuantizedMultiplier with the shift split once per call site.
+// MultiplyByQuantizedMultiplier with the shift split once per call site. Multiplier >= 0 (as
+// TFLM's are): SaturatingRoundingDoublingHighMul is then (a * m + 2^30) >> 31 (one SMLAL on the
+// M4; see embbert_simd.h) and never saturates.
 struct Requant {
   int32_t multiplier;
   int left;
   int right;
+  int32_t mask;
+  int32_t half;
   explicit Requant(int32_t m, int shift)
-      : multiplier(m), left(shift > 0 ? shift : 0), right(shift > 0 ? 0 : -shift) {}
+      : multiplier(m),
+        left(shift > 0 ? shift : 0),
+        right(shift > 0 ? 0 : -shift),
+        mask(static_cast<int32_t>((int64_t{1} << right) - 1)),
+        half(mask >> 1) {}
   inline int32_t operator()(int32_t x) const {
-    return RoundingDivideByPOT(
-        HighMul(static_cast<int32_t>(static_cast<uint32_t>(x) << left), multiplier), right);
+    const int32_t h =
+        simd::HighMulFloor(static_cast<int32_t>(static_cast<uint32_t>(x) << left), multiplier);
+    const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
+    return (h >> right) + ((h & mask) > threshold ? 1 : 0);
   }
 };
 
@@ -37,11 +42,15 @@ struct AddInput {
   }
 };
 
-template <BinaryOp kOp>
+// kTable (ADD / SUB): each input's scaled value read from a 256-entry table (table1/table2,
+// indexed by value + 128) that holds AddInput of every int8 value.
+template <BinaryOp kOp, bool kTable = false, bool kFull = false>  // kFull: range -128..127
 struct Binary {
   const ArithmeticParams& p;
   AddInput in1, in2;
   Requant out;
+  const int32_t* table1 = nullptr;
+  const int32_t* table2 = nullptr;
   explicit Binary(const ArithmeticParams& params)
       : p(params),
         in1(params.input1_offset, params.left_shift, params.input1_multiplier,
@@ -51,8 +60,14 @@ struct Binary {
         out(params.output_multiplier, params.output_shift) {}
 
   // The operand prepared once when it is constant along the inner loop.
-  inline int32_t Prep1(int8_t a) const { return kOp == BinaryOp::kMul ? p.input1_offset + a : in1(a); }
-  inline int32_t Prep2(int8_t b) const { return kOp == BinaryOp::kMul ? p.input2_offset + b : in2(b); }
+  inline int32_t Prep1(int8_t a) const {
+    if (kTable) return table1[a + 128];
+    return kOp == BinaryOp::kMul ? p.input1_offset + a : in1(a);
+  }
+  inline int32_t Prep2(int8_t b) const {
+    if (kTable) return table2[b + 128];
+    return kOp == BinaryOp::kMul ? p.input2_offset + b : in2(b);
+  }
   inline int8_t Combine(int32_t a, int32_t b) const {
     int32_t raw;
     if (kOp == BinaryOp::kMul) {
@@ -62,6 +77,7 @@ struct Binary {
     } else {
       raw = out(a - b);
     }
+    if (kFull) return static_cast<int8_t>(simd::SatInt8(raw + p.output_offset));
     return static_cast<int8_t>(Clamp(raw + p.output_offset, p.activation_min, p.activation_max));
   }
 
@@ -206,8 +222,33 @@ bool MakeBroadcast4(const int* dims1, int rank1, const int* dims2, int rank2,
   return true;
 }
 
+template <BinaryOp kOp, bool kFull>
+void RunWithTables(const ArithmeticParams& params, const Broadcast4& shape, const int8_t* input1,
+                   const int8_t* input2, int32_t* tables, int8_t* output) {
+  Binary<kOp, true, kFull> binary(params);
+  for (int v = -128; v < 128; ++v) {
+    tables[v + 128] = binary.in1(static_cast<int8_t>(v));
+    tables[v + 384] = binary.in2(static_cast<int8_t>(v));
+  }
+  binary.table1 = tables;
+  binary.table2 = tables + 256;
+  binary.Run(shape, input1, input2, output);
+}
+
 void BinaryInt8(BinaryOp op, const ArithmeticParams& params, const Broadcast4& shape,
-                const int8_t* input1, const int8_t* input2, int8_t* output) {
+                const int8_t* input1, const int8_t* input2, int8_t* output, int32_t* tables) {
+  const bool full = params.activation_min == -128 && params.activation_max == 127;
+  if (tables != nullptr && op != BinaryOp::kMul) {
+    using Op = BinaryOp;
+    auto run = op == Op::kAdd ? (full ? RunWithTables<Op::kAdd, true> : RunWithTables<Op::kAdd, false>)
+                              : (full ? RunWithTables<Op::kSub, true> : RunWithTables<Op::kSub, false>);
+    run(params, shape, input1, input2, tables, output);
+    return;
+  }
+  if (op == BinaryOp::kMul && full) {
+    Binary<BinaryOp::kMul, false, true>(params).Run(shape, input1, input2, output);
+    return;
+  }
   switch (op) {
     case BinaryOp::kAdd:
       Binary<BinaryOp::kAdd>(params).Run(shape, input1, input2, output);
@@ -355,43 +396,6 @@ void SoftmaxInt8(const int32_t table[kSoftmaxTableSize], const int8_t* input, in
 
 namespace {
 
-// The reference loops (any stride, dilation, 2-D filter).
-void DepthwiseGeneric(const DepthwiseParams& p, const int32_t* mult, const int32_t* shift,
-                      int batches, int in_h, int in_w, int in_ch, const int8_t* input,
-                      int filter_h, int filter_w, const int8_t* filter, const int32_t* bias,
-                      int out_h, int out_w, int8_t* output) {
-  const int out_ch = in_ch * p.depth_multiplier;
-  for (int b = 0; b < batches; ++b) {
-    for (int oy = 0; oy < out_h; ++oy) {
-      for (int ox = 0; ox < out_w; ++ox) {
-        for (int ic = 0; ic < in_ch; ++ic) {
-          for (int m = 0; m < p.depth_multiplier; ++m) {
-            const int oc = m + ic * p.depth_multiplier;
-            const int x0 = ox * p.stride_width - p.pad_width;
-            const int y0 = oy * p.stride_height - p.pad_height;
-            int32_t acc = 0;
-            for (int fy = 0; fy < filter_h; ++fy) {
-              for (int fx = 0; fx < filter_w; ++fx) {
-                const int x = x0 + p.dilation_width * fx;
-                const int y = y0 + p.dilation_height * fy;
-                if (x >= 0 && x < in_w && y >= 0 && y < in_h) {
-                  const int32_t v = input[((b * in_h + y) * in_w + x) * in_ch + ic];
-                  const int32_t f = filter[(fy * filter_w + fx) * out_ch + oc];
-                  acc += f * (v + p.input_offset);
-                }
-              }
-            }
-            if (bias) acc += bias[oc];
-            acc = MultiplyByQuantizedMultiplier(acc, mult[oc], shift[oc]) + p.output_offset;
-            output[((b * out_h + oy) * out_w + ox) * out_ch + oc] =
-                static_cast<int8_t>(Clamp(acc, p.activation_min, p.activation_max));
-          }
-        }
-      }
-    }
-  }
-}
-
 constexpr int kBlock = 8;
 
 // One output position of the 1-D case: `taps` filter rows (out_ch values each) against as many
@@ -402,6 +406,9 @@ void DepthwiseRow(const DepthwiseParams& p, const int32_t* mult, const int32_t* 
                   const int32_t* bias, int8_t* out) {
   const int32_t off = p.input_offset;
   const int m = p.depth_multiplier;
+  if (kMultiplierOne && DepthwiseRowSimd(p, mult, shift, out_ch, rows, taps, filter, bias, out)) {
+    return;
+  }
   int oc0 = 0;
   for (; oc0 < out_ch; oc0 += kBlock) {
     const int n = out_ch - oc0 < kBlock ? out_ch - oc0 : kBlock;
@@ -447,7 +454,7 @@ void DepthwiseConvInt8(const DepthwiseParams& p, const int32_t* mult, const int3
   const bool along_h = in_w == 1 && filter_w == 1 && out_w == 1 && p.pad_width == 0 &&
                        p.stride_height == 1 && p.dilation_height == 1;
   if (!along_w && !along_h) {
-    DepthwiseGeneric(p, mult, shift, batches, in_h, in_w, in_ch, input, filter_h, filter_w,
+    DepthwiseConvGenericInt8(p, mult, shift, batches, in_h, in_w, in_ch, input, filter_h, filter_w,
                      filter, bias, out_h, out_w, output);
     return;
   }

@@ -74,9 +74,15 @@ bool MakeBroadcast4(const int* dims1, int rank1, const int* dims2, int rank2,
 enum class BinaryOp { kAdd, kSub, kMul };
 
 // out = op(in1, in2) elementwise with broadcasting, int8, as TFLM's reference AddFunc /
-// SubElementwise / MulElementwise (and their BroadcastXxx4DSlow forms).
+// SubElementwise / MulElementwise (and their BroadcastXxx4DSlow forms). `tables` (ADD / SUB; 512
+// int32, kBinaryTableWords): each input's rescaled value (input offset, left shift, multiplier)
+// is computed once for all 256 int8 values into it, then read per element; worth it from
+// kBinaryTableMinElements output elements. MUL ignores it.
+constexpr int kBinaryTableWords = 512;
+constexpr int kBinaryTableMinElements = 1024;
 void BinaryInt8(BinaryOp op, const ArithmeticParams& params, const Broadcast4& shape,
-                const int8_t* input1, const int8_t* input2, int8_t* output);
+                const int8_t* input1, const int8_t* input2, int8_t* output,
+                int32_t* tables = nullptr);
 
 // MEAN over the last axis of `rows` rows of `depth` int8 values, as TFLM's reference
 // QuantizedMeanOrSum (multiplier/shift: QuantizeMultiplier(input_scale / output_scale)).
@@ -128,6 +134,58 @@ void DepthwiseConvInt8(const DepthwiseParams& params, const int32_t* output_mult
                        const int32_t* output_shift, int batches, int in_h, int in_w, int in_ch,
                        const int8_t* input, int filter_h, int filter_w, const int8_t* filter,
                        const int32_t* bias, int out_h, int out_w, int8_t* output);
+
+// FULLY_CONNECTED int8 (embbert_int8_matmul.cpp), as TFLM's reference integer FullyConnected
+// (per-tensor) / FullyConnectedPerChannel: input [batches, depth], filter [channels, depth],
+// output [batches, channels]. The bias and input_offset * sum(weights) part of every sum is
+// computed once per node by FullyConnectedChannelOffsets (channels int32, kept by the caller);
+// FullyConnectedInt8 then only takes the dot products: four input rows at a time widened into
+// `scratch` (FullyConnectedScratchWords(depth) words, 4-byte aligned; nullptr: no 4-row blocks)
+// and SMLAD on the M4. multiplier/shift: one value (per_channel false) or one per channel.
+struct FullyConnectedParams {
+  int32_t input_offset;   // -input zero point
+  int32_t filter_offset;  // -filter zero point (0 for TFLite's int8 weights)
+  int32_t output_offset;
+  int32_t activation_min;
+  int32_t activation_max;
+};
+int FullyConnectedScratchWords(int depth);
+void FullyConnectedChannelOffsets(const FullyConnectedParams& params, const int8_t* filter,
+                                  const int32_t* bias, int channels, int depth,
+                                  int32_t* channel_offset);
+void FullyConnectedInt8(const FullyConnectedParams& params, const int32_t* channel_offset,
+                        const int32_t* multiplier, const int32_t* shift, bool per_channel,
+                        int batches, int depth, int channels, const int8_t* input,
+                        const int8_t* filter, uint32_t* scratch, int8_t* output);
+
+// BATCH_MATMUL int8 (adj_x false), as TFLM's reference BatchMatMul: per batch, lhs (rows, depth)
+// times rhs^T, rhs (cols, depth) when rhs_transposed (adj_y), else (depth, cols) and transposed
+// into the scratch first; out (rows, cols). params: input_offset = -lhs zero point,
+// filter_offset = -rhs zero point, activation -128..127. The FULLY_CONNECTED core with the
+// per-column offsets computed per call. *_broadcast: that input has one batch for all.
+// scratch: BatchMatMulScratchWords(...) words, 4-byte aligned.
+// The 1-D depthwise conv's inner sums (embbert_int8_matmul.cpp), depth multiplier 1, channels a
+// multiple of 4: sums[c] += sum over taps k of f[k * stride + c] * (x[k * stride + c] +
+// input_offset), two taps per SMLAD. Used by DepthwiseConvInt8.
+void DepthwiseTapSums(const int8_t* x, const int8_t* f, int stride, int taps, int channels,
+                      int32_t input_offset, int32_t* sums);
+// TFLM's reference DepthwiseConvPerChannel loops (any stride, dilation, 2-D filter).
+void DepthwiseConvGenericInt8(const DepthwiseParams& p, const int32_t* mult, const int32_t* shift,
+                              int batches, int in_h, int in_w, int in_ch, const int8_t* input,
+                              int filter_h, int filter_w, const int8_t* filter,
+                              const int32_t* bias, int out_h, int out_w, int8_t* output);
+// One output position of the 1-D depthwise conv with DepthwiseTapSums (rows and filter taps
+// `channels` apart); false (nothing written) unless depth multiplier 1, channels % 4 == 0 and
+// channels <= 256.
+bool DepthwiseRowSimd(const DepthwiseParams& params, const int32_t* mult, const int32_t* shift,
+                      int channels, const int8_t* rows, int taps, const int8_t* filter,
+                      const int32_t* bias, int8_t* out);
+
+int BatchMatMulScratchWords(int rows, int depth, int cols, bool rhs_transposed);
+void BatchMatMulInt8(const FullyConnectedParams& params, int32_t multiplier, int32_t shift,
+                     int batches, bool lhs_broadcast, bool rhs_broadcast, int rows, int depth,
+                     int cols, bool rhs_transposed, const int8_t* lhs, const int8_t* rhs,
+                     uint32_t* scratch, int8_t* output);
 
 }  // namespace embbert
 

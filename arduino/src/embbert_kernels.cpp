@@ -28,7 +28,34 @@
 #include "tensorflow/lite/micro/micro_utils.h"
 
 namespace embbert {
+namespace internal {
+
+// Every input and output of the node is int8 (else a one-line error naming the op).
+TfLiteStatus EnsureInt8(TfLiteContext* context, TfLiteNode* node, int inputs, const char* op) {
+  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
+  bool ok = true;
+  for (int i = 0; i < inputs; ++i) {
+    TfLiteTensor* t = micro_context->AllocateTempInputTensor(node, i);
+    TF_LITE_ENSURE(context, t != nullptr);
+    ok = ok && t->type == kTfLiteInt8;
+    micro_context->DeallocateTempTfLiteTensor(t);
+  }
+  TfLiteTensor* out = micro_context->AllocateTempOutputTensor(node, 0);
+  TF_LITE_ENSURE(context, out != nullptr);
+  ok = ok && out->type == kTfLiteInt8;
+  micro_context->DeallocateTempTfLiteTensor(out);
+  if (!ok) {
+    MicroPrintf("embbert %s kernel: int8 tensors only", op);
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace internal
+
 namespace {
+
+using internal::EnsureInt8;
 
 struct Int8Table {
   int8_t table[kInt8Values];
@@ -80,27 +107,6 @@ void* DataInit(TfLiteContext* context, const char* buffer, size_t length) {
   return context->AllocatePersistentBuffer(context, sizeof(Data));
 }
 
-// Every input and output of the node is int8 (else a one-line error naming the op).
-TfLiteStatus EnsureInt8(TfLiteContext* context, TfLiteNode* node, int inputs, const char* op) {
-  tflite::MicroContext* micro_context = tflite::GetMicroContext(context);
-  bool ok = true;
-  for (int i = 0; i < inputs; ++i) {
-    TfLiteTensor* t = micro_context->AllocateTempInputTensor(node, i);
-    TF_LITE_ENSURE(context, t != nullptr);
-    ok = ok && t->type == kTfLiteInt8;
-    micro_context->DeallocateTempTfLiteTensor(t);
-  }
-  TfLiteTensor* out = micro_context->AllocateTempOutputTensor(node, 0);
-  TF_LITE_ENSURE(context, out != nullptr);
-  ok = ok && out->type == kTfLiteInt8;
-  micro_context->DeallocateTempTfLiteTensor(out);
-  if (!ok) {
-    MicroPrintf("embbert %s kernel: int8 tensors only", op);
-    return kTfLiteError;
-  }
-  return kTfLiteOk;
-}
-
 // ---- ADD / SUB / MUL ----
 
 template <class TflmData>
@@ -108,6 +114,7 @@ struct BinaryData {
   TflmData tflm;  // first: TFLM's Prepare writes it through node->user_data
   ArithmeticParams params;
   Broadcast4 shape;
+  int table_index;  // ADD / SUB with >= kBinaryTableMinElements outputs: a scratch, else -1
 };
 
 void FromAddSub(int32_t offset1, int32_t offset2, int32_t output_offset, int left_shift,
@@ -147,7 +154,8 @@ void Fill(const tflite::OpDataMul& d, ArithmeticParams* p) {
              d.output_activation_max, p);
 }
 
-template <class TflmData, TfLiteStatus (*kTflmPrepare)(TfLiteContext*, TfLiteNode*)>
+template <class TflmData, TfLiteStatus (*kTflmPrepare)(TfLiteContext*, TfLiteNode*),
+          bool kUseTables>
 TfLiteStatus BinaryPrepare(TfLiteContext* context, TfLiteNode* node, const char* op) {
   TF_LITE_ENSURE(context, node->user_data != nullptr);
   TF_LITE_ENSURE_STATUS(EnsureInt8(context, node, 2, op));
@@ -165,6 +173,13 @@ TfLiteStatus BinaryPrepare(TfLiteContext* context, TfLiteNode* node, const char*
     MicroPrintf("embbert %s kernel: inputs of rank <= 4 that broadcast expected", op);
     return kTfLiteError;
   }
+  data->table_index = -1;
+  const Broadcast4& shape = data->shape;
+  const int32_t elements = shape.dims[0] * shape.dims[1] * shape.dims[2] * shape.dims[3];
+  if (kUseTables && elements >= kBinaryTableMinElements) {
+    return context->RequestScratchBufferInArena(context, sizeof(int32_t) * kBinaryTableWords,
+                                                &data->table_index);
+  }
   return kTfLiteOk;
 }
 
@@ -174,19 +189,23 @@ TfLiteStatus BinaryEval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteEvalTensor* a = tflite::micro::GetEvalInput(context, node, 0);
   const TfLiteEvalTensor* b = tflite::micro::GetEvalInput(context, node, 1);
   TfLiteEvalTensor* out = tflite::micro::GetEvalOutput(context, node, 0);
+  auto* tables = data->table_index >= 0 ? static_cast<int32_t*>(context->GetScratchBuffer(
+                                               context, data->table_index))
+                                         : nullptr;
   BinaryInt8(kOp, data->params, data->shape, tflite::micro::GetTensorData<int8_t>(a),
-             tflite::micro::GetTensorData<int8_t>(b), tflite::micro::GetTensorData<int8_t>(out));
+             tflite::micro::GetTensorData<int8_t>(b), tflite::micro::GetTensorData<int8_t>(out),
+             tables);
   return kTfLiteOk;
 }
 
 TfLiteStatus AddPrepareInt8(TfLiteContext* context, TfLiteNode* node) {
-  return BinaryPrepare<tflite::OpDataAdd, tflite::AddPrepare>(context, node, "ADD");
+  return BinaryPrepare<tflite::OpDataAdd, tflite::AddPrepare, true>(context, node, "ADD");
 }
 TfLiteStatus SubPrepareInt8(TfLiteContext* context, TfLiteNode* node) {
-  return BinaryPrepare<tflite::OpDataSub, tflite::SubPrepare>(context, node, "SUB");
+  return BinaryPrepare<tflite::OpDataSub, tflite::SubPrepare, true>(context, node, "SUB");
 }
 TfLiteStatus MulPrepareInt8(TfLiteContext* context, TfLiteNode* node) {
-  return BinaryPrepare<tflite::OpDataMul, tflite::MulPrepare>(context, node, "MUL");
+  return BinaryPrepare<tflite::OpDataMul, tflite::MulPrepare, false>(context, node, "MUL");
 }
 
 // ---- MEAN ----

@@ -26,6 +26,19 @@ TFLMRegistration Register_MEAN_INT8();
 TFLMRegistration Register_SOFTMAX_INT8_TABLE();
 TFLMRegistration Register_DEPTHWISE_CONV_2D_INT8();
 
+// FULLY_CONNECTED, int8 with constant int8 weights (per-tensor or per-channel), int32 bias:
+// TFLM's CalculateOpDataFullyConnected, then bias + input_offset * sum(weights) per output
+// channel once in Prepare (a persistent int32 per channel) and a scratch of 8 x depth bytes
+// (when there are >= 4 input rows); Invoke takes only the dot products (SMLAD, four input rows
+// per pass over a weight row). Bit-exact with TFLM's reference integer FullyConnected.
+TFLMRegistration Register_FULLY_CONNECTED_INT8();
+
+// BATCH_MATMUL, int8, adj_x false: the FULLY_CONNECTED core per batch with the rhs rows as the
+// weights (their sums per call); rhs transposed into the scratch when adj_y is false. Its own
+// Prepare (TFLM's quantization: GetQuantizedConvolutionMultipler + QuantizeMultiplier, range
+// -128..127, no transposed-tensor buffers). Bit-exact with TFLM's reference BatchMatMul.
+TFLMRegistration Register_BATCH_MATMUL_INT8();
+
 }  // namespace embbert
 
 #endif  // EMBBERT_KERNELS_H_

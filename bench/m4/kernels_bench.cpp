@@ -33,6 +33,7 @@ int32_t g_mult[1024];
 int32_t g_shift[1024];
 int32_t g_softmax_table[embbert::kSoftmaxTableSize];
 int8_t g_table[embbert::kInt8Values];
+int32_t g_binary_tables[embbert::kBinaryTableWords];
 
 // Spans stay far below SysTick's 2^24 ticks and long enough that one tick is noise.
 constexpr uint32_t kTargetTicks = 200000;
@@ -122,8 +123,13 @@ void Binary(const char* name, embbert::BinaryOp op, int rank1, const int* dims1,
   Fill(g_in1, count1);
   Fill(g_in2, count2);
   const embbert::ArithmeticParams params = BinaryParams(op);
+  // as the TFLM wrapper: ADD / SUB with kBinaryTableMinElements outputs get the table scratch
+  const int elements = shape.dims[0] * shape.dims[1] * shape.dims[2] * shape.dims[3];
+  int32_t* tables = op != embbert::BinaryOp::kMul && elements >= embbert::kBinaryTableMinElements
+                        ? g_binary_tables
+                        : nullptr;
   Measure(name, [=, &params, &shape] {
-    embbert::BinaryInt8(op, params, shape, g_in1, g_in2, g_out);
+    embbert::BinaryInt8(op, params, shape, g_in1, g_in2, g_out, tables);
   });
 }
 
@@ -174,6 +180,52 @@ void Depthwise(const char* name, int in_w, int out_w, int ch, int k, int lead) {
   });
 }
 
+// FULLY_CONNECTED: input (rows, depth), filter (channels, depth), per-tensor multiplier; the
+// per-channel offsets are Prepare's work (not timed), the scratch as the TFLM wrapper gives it.
+uint32_t g_fc_scratch[2048];
+int32_t g_fc_offsets[1024];
+void FullyConnected(const char* name, int rows, int depth, int channels) {
+  embbert::FullyConnectedParams p = {};
+  p.input_offset = 5;
+  p.filter_offset = 0;
+  p.output_offset = -3;
+  p.activation_min = -128;
+  p.activation_max = 127;
+  int shift;
+  QuantizeMultiplier(0.05 * 0.01 / 0.08, &g_mult[0], &shift);
+  g_shift[0] = shift;
+  Fill(g_in1, rows * depth);
+  Fill(g_filter, channels * depth);
+  for (int c = 0; c < channels; ++c) g_bias[c] = RandomInt8() * 91;
+  embbert::FullyConnectedChannelOffsets(p, g_filter, g_bias, channels, depth, g_fc_offsets);
+  uint32_t* scratch = rows >= 4 ? g_fc_scratch : nullptr;
+  Measure(name, [=] {
+    embbert::FullyConnectedInt8(p, g_fc_offsets, g_mult, g_shift, false, rows, depth, channels,
+                                g_in1, g_filter, scratch, g_out);
+  });
+}
+
+// BATCH_MATMUL: lhs (batches, rows, depth) x rhs (batches, cols, depth)^T (adj_y), zero points
+// -3 (lhs) and 2 (rhs): the rhs-row and lhs-row sums are part of each call.
+uint32_t g_bmm_scratch[4096];
+void BatchMatMul(const char* name, int batches, int rows, int depth, int cols) {
+  embbert::FullyConnectedParams p = {};
+  p.input_offset = 3;
+  p.filter_offset = -2;
+  p.output_offset = 4;
+  p.activation_min = -128;
+  p.activation_max = 127;
+  int32_t multiplier;
+  int shift;
+  QuantizeMultiplier(0.05 * 0.04 / 0.3, &multiplier, &shift);
+  Fill(g_in1, batches * rows * depth);
+  Fill(g_in2, batches * cols * depth);
+  Measure(name, [=] {
+    embbert::BatchMatMulInt8(p, multiplier, shift, batches, false, false, rows, depth, cols, true,
+                             g_in1, g_in2, g_bmm_scratch, g_out);
+  });
+}
+
 }  // namespace
 
 #define LOGISTIC(name, elements) Logistic(name, elements)
@@ -187,6 +239,8 @@ void Depthwise(const char* name, int in_w, int out_w, int ch, int k, int lead) {
 #define MEAN(name, rows, depth) Mean(name, rows, depth)
 #define SOFTMAX(name, rows, depth) Softmax(name, rows, depth)
 #define DEPTHWISE(name, in_w, out_w, ch, k, lead) Depthwise(name, in_w, out_w, ch, k, lead)
+#define FC(name, rows, depth, channels) FullyConnected(name, rows, depth, channels)
+#define BMM(name, batches, rows, depth, cols) BatchMatMul(name, batches, rows, depth, cols)
 
 int main() {
   const uint32_t loops[2] = {100000u, 1100000u};

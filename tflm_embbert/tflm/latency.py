@@ -104,6 +104,11 @@ def broadcast_walk(shape1: tuple, shape2: tuple) -> tuple[int, int, str]:
     return rows, inner, kind
 
 
+# embbert_int8_ops.h kBinaryTableMinElements: ADD / SUB from this many outputs build per call a
+# 256-entry table of each input's rescaled values (a 2 KiB scratch).
+BINARY_TABLE_MIN_ELEMENTS = 1024
+
+
 def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple[str, dict]:
     """(cost family, {feature: count}) of an op run by the library's own kernel. The families
     and features are what bench/m4_kernels.py measures and fits (instructions = sum of
@@ -114,6 +119,8 @@ def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple
     if name in ("ADD", "SUB", "MUL"):
         rows, inner, kind = broadcast_walk(tuple(input_shapes[0]), tuple(input_shapes[1]))
         kind = "scalar" if kind == "fill" else kind
+        if name != "MUL" and rows * inner >= BINARY_TABLE_MIN_ELEMENTS:
+            kind += "/tables"  # each input's rescaling read from a table built per call
         return f"{name}/{kind}", {"calls": 1, "rows": rows, "elements": rows * inner}
     if name in ("MEAN", "SOFTMAX"):
         shape = tuple(input_shapes[0])
@@ -122,6 +129,10 @@ def own_kernel_work(name: str, input_shapes: list, output_shape: tuple) -> tuple
     if name == "DEPTHWISE_CONV_2D":
         walk = causal_conv_walk(tuple(input_shapes[0]), tuple(input_shapes[1]), tuple(output_shape))
         return name, {"calls": 1, **walk}
+    if name == "FULLY_CONNECTED":
+        return name, {"calls": 1, **fully_connected_walk(tuple(input_shapes[1]), output_shape)}
+    if name == "BATCH_MATMUL":
+        return name, {"calls": 1, **batch_matmul_walk(tuple(input_shapes[0]), output_shape)}
     raise ValueError(f"{name}: the library has no own kernel for this op")
 
 
@@ -145,6 +156,41 @@ def causal_conv_walk(input_shape: tuple, filter_shape: tuple, output_shape: tupl
         "scanned": lead * channels,
         "outputs": out_len * out_c,
         "macs": walked * out_c,
+    }
+
+
+def fully_connected_walk(filter_shape: tuple, output_shape: tuple) -> dict:
+    """The own FULLY_CONNECTED kernel's work: rows in groups of four ("groups": each widened
+    once into the scratch; "dots": one SMLAD pass over a weight row per group and channel,
+    "macs4" their MACs), the leftover rows % 4 in 2 x 2 blocks in C ("tail_blocks",
+    "tail_macs"; also the depths % 8 of the groups, which Dot4 leaves to C), and one
+    requantization per output ("outputs")."""
+    channels = int(output_shape[-1]) if output_shape else 1
+    depth = int(filter_shape[-1])
+    rows = _size(output_shape) // max(channels, 1)
+    groups, tail = divmod(rows, 4)
+    return {
+        "groups": groups,
+        "dots": groups * channels,
+        "macs4": 4 * groups * (depth // 8 * 8) * channels,
+        "tail_blocks": -(-tail // 2) * -(-channels // 2),
+        "tail_macs": (tail * depth + 4 * groups * (depth % 8)) * channels,
+        "outputs": rows * channels,
+    }
+
+
+def batch_matmul_walk(lhs_shape: tuple, output_shape: tuple) -> dict:
+    """The own BATCH_MATMUL kernel's work (adj_x false, rhs as (cols, depth)): per batch the
+    FULLY_CONNECTED core's work (fully_connected_walk) and the sums of the rhs rows and of the
+    lhs rows (the zero-point terms, "sums" values read)."""
+    rows, depth = int(lhs_shape[-2]), int(lhs_shape[-1])
+    cols = int(output_shape[-1])
+    batches = _size(output_shape[:-2])
+    walk = fully_connected_walk((cols, depth), (rows, cols))
+    return {
+        "batches": batches,
+        "sums": batches * (cols + rows) * depth,
+        **{k: batches * v for k, v in walk.items()},
     }
 
 

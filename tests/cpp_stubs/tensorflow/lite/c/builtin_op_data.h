@@ -19,4 +19,20 @@ typedef struct {
   int dilation_width_factor;
   int dilation_height_factor;
 } TfLiteDepthwiseConvParams;
+typedef enum {
+  kTfLiteFullyConnectedWeightsFormatDefault = 0,
+  kTfLiteFullyConnectedWeightsFormatShuffled4x16Int8 = 1,
+} TfLiteFullyConnectedWeightsFormat;
+typedef struct {
+  TfLiteFusedActivation activation;
+  TfLiteFullyConnectedWeightsFormat weights_format;
+  bool keep_num_dims;
+  bool asymmetric_quantize_inputs;
+  TfLiteType quantized_bias_type;
+} TfLiteFullyConnectedParams;
+typedef struct {
+  bool adj_x;
+  bool adj_y;
+  bool asymmetric_quantize_inputs;
+} TfLiteBatchMatMulParams;
 #endif  // EMBBERT_STUB_BUILTIN_OP_DATA_H_
