@@ -114,6 +114,15 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
              "output": output, "macro": macro.replace("@", f'"{name}"')}
         )  # fmt: skip
 
+    def add_depthwise(rows, channels, k):  # a causal conv over rows + k - 1 padded positions
+        width = rows + k - 1
+        add(
+            "DEPTHWISE_CONV_2D",
+            [(1, 1, width, channels), (1, 1, k, channels)],
+            (1, 1, rows, channels),
+            f"DEPTHWISE(@, {width}, {rows}, {channels}, {k}, {k - 1})",
+        )
+
     rows_list = sorted({1, *lengths})
     for rows in rows_list:
         shape = (1, rows, hidden)
@@ -123,13 +132,7 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
         add("SOFTMAX", [(1, rows, rows)], (1, rows, rows), f"SOFTMAX(@, {rows}, {rows})")
         if rows > 1:
             add("SOFTMAX", [(1, 1, rows)], (1, 1, rows), f"SOFTMAX(@, 1, {rows})")
-            width = rows + kernel - 1
-            add(
-                "DEPTHWISE_CONV_2D",
-                [(1, 1, width, hidden), (1, 1, kernel, hidden)],
-                (1, 1, rows, hidden),
-                f"DEPTHWISE(@, {width}, {rows}, {hidden}, {kernel}, {kernel - 1})",
-            )
+            add_depthwise(rows, hidden, kernel)
     # the [CLS]-only last layer (one position over k rows, k - 1 of them padding), and other
     # channel counts and kernel sizes so scanned values, outputs and MACs vary independently
     conv_shapes = [(1, hidden, kernel)]
@@ -139,13 +142,7 @@ def cases(lengths: list[int], hidden: int, kernel: int) -> list[dict]:
         for c, k in ((hidden // 2, kernel), (hidden, kernel // 2), (hidden // 4, kernel // 4))
     ]
     for rows, channels, k in conv_shapes:
-        width = rows + k - 1
-        add(
-            "DEPTHWISE_CONV_2D",
-            [(1, 1, width, channels), (1, 1, k, channels)],
-            (1, 1, rows, channels),
-            f"DEPTHWISE(@, {width}, {rows}, {channels}, {k}, {k - 1})",
-        )
+        add_depthwise(rows, channels, k)
     # FULLY_CONNECTED: the graphs' Dense layers (L rows or the [CLS] row, hidden -> hidden, the
     # 16-wide embedding projection, the label head) and shapes with leftover rows and depths
     fc_shapes = [(rows, hidden, hidden) for rows in rows_list] + [(lengths[0], 16, hidden)]

@@ -79,6 +79,23 @@ void Interleave4(const int8_t* x, int depth, int quads, uint32_t* out) {
 // acc[r] = sum over 2 x `pairs` quads of row r of the interleaved scratch x the int8 filter row w.
 #if EMBBERT_DSP
 // r0 = xs, r1 = w, r2 = pairs, r3 = acc (AAPCS); r4-r7 the four sums; two quads per iteration.
+// One quad of depths: 4 filter bytes as two int16 pairs (r9: lanes 0/2, r8: lanes 1/3) against
+// the interleaved scratch of rows 0-3, into the sums r4-r7.
+#define EMBBERT_DOT4_QUAD \
+  "ldr r8, [r1], #4\n" \
+  "sxtb16 r9, r8\n" \
+  "sxtb16 r8, r8, ror #8\n" \
+  "ldmia r0!, {r10, r11, r12, lr}\n" \
+  "smlad r4, r10, r9, r4\n" \
+  "smlad r4, r11, r8, r4\n" \
+  "smlad r5, r12, r9, r5\n" \
+  "smlad r5, lr, r8, r5\n" \
+  "ldmia r0!, {r10, r11, r12, lr}\n" \
+  "smlad r6, r10, r9, r6\n" \
+  "smlad r6, r11, r8, r6\n" \
+  "smlad r7, r12, r9, r7\n" \
+  "smlad r7, lr, r8, r7\n"
+
 __attribute__((naked, noinline)) void Dot4(const uint32_t*, const int8_t*, int, int32_t*) {
   __asm__ volatile(
       "push {r4-r11, lr}\n"
@@ -89,32 +106,7 @@ __attribute__((naked, noinline)) void Dot4(const uint32_t*, const int8_t*, int, 
       "cmp r2, #0\n"
       "beq 2f\n"
       "1:\n"
-      "ldr r8, [r1], #4\n"
-      "sxtb16 r9, r8\n"
-      "sxtb16 r8, r8, ror #8\n"
-      "ldmia r0!, {r10, r11, r12, lr}\n"
-      "smlad r4, r10, r9, r4\n"
-      "smlad r4, r11, r8, r4\n"
-      "smlad r5, r12, r9, r5\n"
-      "smlad r5, lr, r8, r5\n"
-      "ldmia r0!, {r10, r11, r12, lr}\n"
-      "smlad r6, r10, r9, r6\n"
-      "smlad r6, r11, r8, r6\n"
-      "smlad r7, r12, r9, r7\n"
-      "smlad r7, lr, r8, r7\n"
-      "ldr r8, [r1], #4\n"
-      "sxtb16 r9, r8\n"
-      "sxtb16 r8, r8, ror #8\n"
-      "ldmia r0!, {r10, r11, r12, lr}\n"
-      "smlad r4, r10, r9, r4\n"
-      "smlad r4, r11, r8, r4\n"
-      "smlad r5, r12, r9, r5\n"
-      "smlad r5, lr, r8, r5\n"
-      "ldmia r0!, {r10, r11, r12, lr}\n"
-      "smlad r6, r10, r9, r6\n"
-      "smlad r6, r11, r8, r6\n"
-      "smlad r7, r12, r9, r7\n"
-      "smlad r7, lr, r8, r7\n"
+      EMBBERT_DOT4_QUAD EMBBERT_DOT4_QUAD
       "subs r2, r2, #1\n"
       "bne 1b\n"
       "2:\n"

@@ -8,28 +8,8 @@ namespace {
 
 inline int32_t Clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// MultiplyByQuantizedMultiplier with the shift split once per call site. Multiplier >= 0 (as
-// TFLM's are): SaturatingRoundingDoublingHighMul is then (a * m + 2^30) >> 31 (one SMLAL on the
-// M4; see embbert_simd.h) and never saturates.
-struct Requant {
-  int32_t multiplier;
-  int left;
-  int right;
-  int32_t mask;
-  int32_t half;
-  explicit Requant(int32_t m, int shift)
-      : multiplier(m),
-        left(shift > 0 ? shift : 0),
-        right(shift > 0 ? 0 : -shift),
-        mask(static_cast<int32_t>((int64_t{1} << right) - 1)),
-        half(mask >> 1) {}
-  inline int32_t operator()(int32_t x) const {
-    const int32_t h =
-        simd::HighMulFloor(static_cast<int32_t>(static_cast<uint32_t>(x) << left), multiplier);
-    const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
-    return (h >> right) + ((h & mask) > threshold ? 1 : 0);
-  }
-};
+// MultiplyByQuantizedMultiplier with the shift split once per call site (embbert_simd.h).
+using Requant = simd::Rescale;
 
 // ADD / SUB: one input's contribution, (v + offset) << left_shift scaled by its multiplier.
 struct AddInput {

@@ -117,41 +117,24 @@ struct BinaryData {
   int table_index;  // ADD / SUB with >= kBinaryTableMinElements outputs: a scratch, else -1
 };
 
-void FromAddSub(int32_t offset1, int32_t offset2, int32_t output_offset, int left_shift,
-                int32_t m1, int s1, int32_t m2, int s2, int32_t mo, int so, int32_t act_min,
-                int32_t act_max, ArithmeticParams* p) {
-  p->input1_offset = offset1;
-  p->input2_offset = offset2;
-  p->output_offset = output_offset;
-  p->left_shift = left_shift;
-  p->input1_multiplier = m1;
-  p->input1_shift = s1;
-  p->input2_multiplier = m2;
-  p->input2_shift = s2;
-  p->output_multiplier = mo;
-  p->output_shift = so;
-  p->activation_min = act_min;
-  p->activation_max = act_max;
+// tflite::OpDataAdd and OpDataSub name their fields alike; ArithmeticParams lists them in order.
+template <class AddOrSub>
+void FillAddSub(const AddOrSub& d, ArithmeticParams* p) {
+  *p = ArithmeticParams{d.input1_offset,      d.input2_offset,         d.output_offset,
+                        d.left_shift,         d.input1_multiplier,     d.input1_shift,
+                        d.input2_multiplier,  d.input2_shift,          d.output_multiplier,
+                        d.output_shift,       d.output_activation_min, d.output_activation_max};
 }
 
-void Fill(const tflite::OpDataAdd& d, ArithmeticParams* p) {
-  FromAddSub(d.input1_offset, d.input2_offset, d.output_offset, d.left_shift,
-             d.input1_multiplier, d.input1_shift, d.input2_multiplier, d.input2_shift,
-             d.output_multiplier, d.output_shift, d.output_activation_min,
-             d.output_activation_max, p);
-}
+void Fill(const tflite::OpDataAdd& d, ArithmeticParams* p) { FillAddSub(d, p); }
+void Fill(const tflite::OpDataSub& d, ArithmeticParams* p) { FillAddSub(d, p); }
 
-void Fill(const tflite::OpDataSub& d, ArithmeticParams* p) {
-  FromAddSub(d.input1_offset, d.input2_offset, d.output_offset, d.left_shift,
-             d.input1_multiplier, d.input1_shift, d.input2_multiplier, d.input2_shift,
-             d.output_multiplier, d.output_shift, d.output_activation_min,
-             d.output_activation_max, p);
-}
-
+// MUL: no input rescaling (left shift, input multipliers and shifts 0).
 void Fill(const tflite::OpDataMul& d, ArithmeticParams* p) {
-  FromAddSub(-d.input1_zero_point, -d.input2_zero_point, d.output_zero_point, 0, 0, 0, 0, 0,
-             d.output_multiplier, d.output_shift, d.output_activation_min,
-             d.output_activation_max, p);
+  *p = ArithmeticParams{-d.input1_zero_point, -d.input2_zero_point,    d.output_zero_point,
+                        0,                    0,                       0,
+                        0,                    0,                       d.output_multiplier,
+                        d.output_shift,       d.output_activation_min, d.output_activation_max};
 }
 
 template <class TflmData, TfLiteStatus (*kTflmPrepare)(TfLiteContext*, TfLiteNode*),

@@ -125,31 +125,39 @@ inline int32_t HighMulFloor(int32_t a, int32_t m) {
 // once. SaturatingRoundingDoublingHighMul's round-half-away-from-zero, (a*m + nudge) / 2^31
 // truncated, equals floor((a*m + 2^30) / 2^31) for both signs of a*m (for a*m < 0 the
 // truncation is a ceiling of (a*m + 1 - 2^30) / 2^31), and its one saturating case needs m < 0.
-// Then the output offset and the activation clamp (kFull: the whole int8 range).
-struct Requant {
+struct Rescale {
   int32_t multiplier;
   int left;
   int right;
   int32_t mask;
   int32_t half;
-  int32_t output_offset;
-  int32_t act_min;
-  int32_t act_max;
-  Requant(int32_t m, int shift, const FullyConnectedParams& p)
+  explicit Rescale(int32_t m, int shift)
       : multiplier(m),
         left(shift > 0 ? shift : 0),
         right(shift > 0 ? 0 : -shift),
         mask(static_cast<int32_t>((int64_t{1} << right) - 1)),
-        half(mask >> 1),
+        half(mask >> 1) {}
+  inline int32_t operator()(int32_t x) const {
+    const int32_t h =
+        HighMulFloor(static_cast<int32_t>(static_cast<uint32_t>(x) << left), multiplier);
+    const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
+    return (h >> right) + ((h & mask) > threshold ? 1 : 0);
+  }
+};
+
+// Rescale, then the output offset and the activation clamp (kFull: the whole int8 range).
+struct Requant : Rescale {
+  int32_t output_offset;
+  int32_t act_min;
+  int32_t act_max;
+  Requant(int32_t m, int shift, const FullyConnectedParams& p)
+      : Rescale(m, shift),
         output_offset(p.output_offset),
         act_min(p.activation_min),
         act_max(p.activation_max) {}
   template <bool kFull = false>
   inline int8_t Apply(int32_t x) const {
-    const int32_t h =
-        HighMulFloor(static_cast<int32_t>(static_cast<uint32_t>(x) << left), multiplier);
-    const int32_t threshold = half + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
-    int32_t v = (h >> right) + ((h & mask) > threshold ? 1 : 0) + output_offset;
+    int32_t v = Rescale::operator()(x) + output_offset;
     if (kFull) {
       v = SatInt8(v);
     } else {
