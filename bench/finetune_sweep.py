@@ -18,8 +18,8 @@ resumes after an interruption, one run at a time):
   of the steps) + linear or cosine decay to 0 over --decay_epochs (patience 3); optionally
   constant lr with a larger epoch budget (--long_epochs, patience 4). Whether the epoch budget is
   enough is read from every run's curve (`best_is_last`).
-- C (dropout, batch, weight decay) at the best of A + B: one factor changed at a time
-  (--phase_c_runs of them).
+- C (dropout, batch, weight decay) at the best of A + B (or, in a folder with only an R run, at
+  the shipped recipe): one factor changed at a time (--phase_c_runs of them).
 - D (patience) at the best of A + B: early stopping after --phase_d_patience epochs instead of 3.
 - E (pooling) at the best of A + B: the classifier reads RMS pooling over the sequence instead of
   the [CLS] row (the backbone's NSP head was trained on [CLS]).
@@ -271,8 +271,8 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
         if FLAGS.long_epochs:
             recipes.append({**BASE, "lr": lr, "epochs": FLAGS.long_epochs, "patience": 4})
         return recipes
-    if phase == "C":
-        ranked = rank_recipes(runs, tasks, {"A", "B"})
+    if phase == "C":  # at the best of A + B, or at the shipped recipe (R) in a probe folder
+        ranked = rank_recipes(runs, tasks, {"A", "B"}) or rank_recipes(runs, tasks, {"R"})
         if not ranked:
             return []
         top = ranked[0][1]
