@@ -346,6 +346,8 @@ def _install_steps(request, profile, prefix) -> str:
         '    --makefile_options="TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp '
         'OPTIMIZED_KERNEL_DIR=cmsis_nn" /tmp/tflm_tree\n'
         "export_tflite ... --tflm=tflm_tree --tflm_tree=/tmp/tflm_tree\n```\n\n"
+        "The Makefile downloads an Arm toolchain unless the options add "
+        "`TARGET_TOOLCHAIN_ROOT=/usr/bin/` with an installed arm-none-eabi-gcc. "
         "(export again rather than copying the tree by hand: the export renames `.cc` to `.cpp`, "
         "fixes the includes and adds TFLM's defines). Then compile with C++17: "
         f"`{compile_line}`."
