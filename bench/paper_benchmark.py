@@ -41,6 +41,7 @@ of each invocation.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,9 +51,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from bench.paper.cell import Settings, compute_cell  # noqa: E402
-from bench.paper.plan import DEFAULT_TASKS, MODELS, TASKS, InvocationLog, plan_cells, run_cells  # noqa: E402
+from bench.paper.plan import (  # noqa: E402
+    DEFAULT_TASKS,
+    MODELS,
+    TASKS,
+    Cell,
+    InvocationLog,
+    plan_cells,
+    recipe_is_stale,
+    run_cells,
+)
 from bench.paper.report import report_quietly, write_report  # noqa: E402
 from tflm_embbert.common import paths  # noqa: E402
+from tflm_embbert.training.settings import FitSettings  # noqa: E402
 
 QUICK = {
     "tasks": ["snips", "emotion"],
@@ -94,6 +105,12 @@ flags.DEFINE_string(
 flags.DEFINE_string("backbone", str(paths.SHIPPED_BACKBONE_DIR), "Pretrained embbert backbone.")
 flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
 flags.DEFINE_bool("report_only", False, "Only rebuild results.md/json and the plots from cells.")
+flags.DEFINE_bool(
+    "refresh_recipe",
+    False,
+    "Recompute planned cells whose float recipe is not today's default (FitSettings); their "
+    "models folder is cleared first. Combine with --models to choose which.",
+)
 flags.DEFINE_integer("max_cells", 0, "Stop after computing this many cells (0: no limit).")
 flags.DEFINE_float("max_hours", 0.0, "Start no new cell after this many hours (0: no limit).")
 
@@ -199,14 +216,25 @@ def main(argv):
         log.update(done, finished=False)
         report_quietly(out)
 
+    fit = FitSettings()
+
+    def stale(cell: dict) -> bool:
+        return FLAGS.refresh_recipe and recipe_is_stale(cell, fit)
+
+    def compute(cell: Cell) -> dict:
+        if FLAGS.refresh_recipe:  # never resume a fit of the old recipe
+            shutil.rmtree(settings.models_out / cell.id, ignore_errors=True)
+        return compute_cell(cell, settings)
+
     done = run_cells(
         plan,
         out,
-        lambda cell: compute_cell(cell, settings),
+        compute,
         max_cells=FLAGS.max_cells,
         max_seconds=3600 * FLAGS.max_hours,
         progress=lambda line: print(line, flush=True),
         after_cell=after_cell,
+        stale=stale,
     )
     log.update(done, finished=True)
     print(write_report(out))

@@ -93,6 +93,36 @@ def test_finished_cells_are_not_recomputed_and_failures_are_retried(tmp_path):
     assert cell["wall_seconds"] >= 0
 
 
+def test_cells_of_an_older_recipe_are_recomputed_only_when_asked(tmp_path):
+    from tflm_embbert.training.settings import FitSettings
+
+    fit = FitSettings()
+    plan = paper_plan.plan_cells(["snips"], ["embbert"], [0, 1], [0])
+    old = {"learning_rate": 1e-4, "batch_size": 32, "weight_decay": 0.05}  # no schedule: constant
+    new = {k: getattr(fit, k) for k in paper_plan.RECIPE_KEYS}
+    assert paper_plan.recipe_is_stale({"float": old}, fit)
+    assert not paper_plan.recipe_is_stale({"float": new}, fit)
+    assert not paper_plan.recipe_is_stale({"float": {**old, **new}}, fit)
+    assert not paper_plan.recipe_is_stale({"model": "tfidf_lr", "float": {"test": {}}}, fit)
+
+    def compute(cell):
+        return {**_fake_result(cell), "float": old if cell.seed == 0 else new}
+
+    paper_plan.run_cells(plan, tmp_path, compute, progress=lambda line: None)
+    lines = []
+    again = paper_plan.run_cells(
+        plan,
+        tmp_path,
+        lambda cell: {**_fake_result(cell), "float": new},
+        progress=lines.append,
+        stale=lambda cell: paper_plan.recipe_is_stale(cell, fit),
+    )
+    assert again["computed"] == ["snips__embbert__s0"] and again["cached"] == ["snips__embbert__s1"]
+    assert any("running again (stale recipe)" in line for line in lines)
+    cell = json.loads((tmp_path / "cells" / "snips__embbert__s0.json").read_text())
+    assert cell["float"]["learning_rate"] == fit.learning_rate
+
+
 def test_max_cells_stops_a_run_early(tmp_path):
     plan = paper_plan.plan_cells(["snips", "cola"], ["embbert"], [0], [0])
     reports = []

@@ -124,9 +124,11 @@ def run_cells(
     max_seconds: float = 0.0,
     progress: Callable[[str], None] = print,
     after_cell: Callable[[dict], None] | None = None,
+    stale: Callable[[dict], bool] | None = None,
 ) -> dict:
     """Computes every planned cell that has no JSON yet (written when it finishes; a cached cell
-    is never recomputed). A failing cell writes <id>.error.json and the run goes on;
+    is recomputed only when `stale(its JSON)` is true, and its JSON is replaced only when the
+    new one is written). A failing cell writes <id>.error.json and the run goes on;
     `after_cell(done so far)` runs after each computed cell (so a long run's report and its
     invocation record are current even if the process is killed). Returns
     {"computed", "cached", "failed", "skipped"} lists of cell ids."""
@@ -135,7 +137,7 @@ def run_cells(
     total = len(plan)
     for index, cell in enumerate(plan, 1):
         path = cell_path(out, cell)
-        if path.exists():
+        if path.exists() and not (stale and stale(json.loads(path.read_text()))):
             done["cached"].append(cell.id)
             progress(f"[{index}/{total}] {cell.id}: cached")
             continue
@@ -145,7 +147,10 @@ def run_cells(
         ):
             done["skipped"].append(cell.id)
             continue
-        progress(f"[{index}/{total}] {cell.id}: running ({elapsed / 60:.1f} min into this run)")
+        again = " again (stale recipe)" if path.exists() else ""
+        progress(
+            f"[{index}/{total}] {cell.id}: running{again} ({elapsed / 60:.1f} min into this run)"
+        )
         cell_started = time.time()
         error_path = path.with_name(f"{cell.id}.error.json")
         try:
@@ -179,6 +184,19 @@ def run_cells(
     if done["skipped"]:
         progress(f"stopped by --max_cells/--max_hours: {len(done['skipped'])} cells left")
     return done
+
+
+RECIPE_KEYS = ("learning_rate", "schedule", "warmup_fraction", "batch_size", "weight_decay")
+
+
+def recipe_is_stale(cell: dict, fit) -> bool:
+    """True for a fine-tuned cell whose recorded float recipe is not `fit`'s (FitSettings);
+    cells from before the schedule was recorded ran lr 1e-4 constant. Classical cells: never."""
+    recorded = cell.get("float")
+    if not isinstance(recorded, dict) or "learning_rate" not in recorded:
+        return False
+    defaults = {"schedule": "constant", "warmup_fraction": 0.0}
+    return any(recorded.get(k, defaults.get(k)) != getattr(fit, k) for k in RECIPE_KEYS)
 
 
 def _cell_summary(cell: dict) -> str:
