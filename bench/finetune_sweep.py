@@ -60,6 +60,8 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("phase_c_runs", 2, "Phase C: how many of dropout 0, batch 16, wd 0.01.")
 flags.DEFINE_integer("phase_d_patience", 5, "Phase D: early-stopping patience tried.")
+flags.DEFINE_list("distill_alphas", ["0.5"], "Phase K: weights of the TF-IDF teacher's targets.")
+flags.DEFINE_bool("teacher_chars", False, "Phase K: the teacher adds character 2-5 grams.")
 flags.DEFINE_string("data_dir", None, "Task data (default ../shared/data).")
 flags.DEFINE_string("backbone", None, "Backbone folder (default: the shipped one).")
 flags.DEFINE_string("out", "bench/results/finetune_sweep", "Result folder.")
@@ -67,7 +69,7 @@ flags.DEFINE_float("max_minutes", 0, "Start no new run after this many minutes (
 flags.DEFINE_integer("seed", 0, "Seed (validation slice, init, shuffling).")
 flags.DEFINE_bool("report_only", False, "Only rebuild results.md / results.json from the runs.")
 
-PHASES = {"A", "B", "C", "D", "E", "R"}
+PHASES = {"A", "B", "C", "D", "E", "K", "R"}
 BASE = {
     "lr": 1e-4,
     "schedule": "constant",
@@ -103,6 +105,8 @@ def run_name(task: str, recipe: dict) -> str:
         f"{task}__lr{r['lr']:g}_{r['schedule']}_w{r['warmup']:g}_e{r['epochs']}_p{r['patience']}"
         f"_b{r['batch']}_d{r['dropout']:g}_wd{r['wd']:g}"
         + (f"_pool{r['pooling']}" if r.get("pooling", "first") != "first" else "")
+        + (f"_kd{r['distill']:g}" if r.get("distill", 0) else "")
+        + ("c" if r.get("distill", 0) and r.get("teacher_chars") else "")
     )
 
 
@@ -152,8 +156,25 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
     steps_per_epoch = math.ceil(len(train_y) / recipe["batch"])
     total = steps_per_epoch * recipe["epochs"]
     warmup = int(round(recipe["warmup"] * total))
+    teacher = None
+    distill = recipe.get("distill", 0.0)
     if task.is_regression:
         loss, metrics = keras.losses.MeanSquaredError(), []
+    elif distill:  # targets: (1 - a) one-hot + a out-of-fold TF-IDF teacher probabilities
+        from bench.kd_teacher import fit_full, oof_teacher
+
+        chars = bool(recipe.get("teacher_chars"))
+        probs, teacher = oof_teacher(task.train, task.num_labels, seed=FLAGS.seed, chars=chars)
+        onehot = np.eye(task.num_labels)[train_y]
+        train_y = ((1 - distill) * onehot + distill * probs).astype("float32")
+        features, full = fit_full(task.train, teacher["C"], chars)
+        sco_examples = [task.validation[i] for i in sco]
+        teacher_sco = full.predict_proba(features.transform(sco_examples))
+        teacher["score_half"] = round(
+            100 * compute_metrics(task.metric, sco_y, teacher_sco)[task.metric], 3
+        )
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+        metrics = []
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -179,6 +200,12 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             out = self.model.predict(sco_x, batch_size=256, verbose=0)
             value = compute_metrics(task.metric, sco_y, _scores(out))[task.metric]
+            extra = {}
+            if teacher is not None:  # information only: student + teacher averaged
+                mixed = 0.5 * tf.nn.softmax(out).numpy() + 0.5 * teacher_sco
+                extra["ensemble"] = round(
+                    100 * compute_metrics(task.metric, sco_y, mixed)[task.metric], 3
+                )
             curve.append(
                 {
                     "epoch": epoch + 1,
@@ -186,6 +213,7 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
                     "select": round(100 * float(logs[f"val_{task.metric}"]), 3),
                     "score": round(100 * float(value), 3),
                     "seconds": round(time.time() - self.started, 1),
+                    **extra,
                 }
             )
 
@@ -214,6 +242,7 @@ def fit_run(task_name: str, recipe: dict, phase: str) -> dict:
         "score_at_best": chosen["score"],
         "score_max_any_epoch": max(c["score"] for c in curve),
         "curve": curve,
+        "teacher": teacher,
         "wall_seconds": round(time.time() - started, 1),
         "machine": machine(),
     }
@@ -291,6 +320,9 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
         if not ranked:
             return []
         return [{**ranked[0][1], "pooling": "rms"}]
+    if phase == "K":  # distillation from a TF-IDF teacher, at the shipped recipe
+        extra = {"teacher_chars": True} if FLAGS.teacher_chars else {}
+        return [{**shipped_recipe(), "distill": float(a), **extra} for a in FLAGS.distill_alphas]
     raise ValueError(f"unknown phase {phase!r}")
 
 
