@@ -326,10 +326,21 @@ def phase_recipes(phase: str, runs: list[dict], tasks: list[str]) -> list[dict]:
     raise ValueError(f"unknown phase {phase!r}")
 
 
+def _teacher_text(recipe: dict) -> str:
+    if not recipe.get("distill"):
+        return "-"
+    kind = "TF-IDF words + chars" if recipe.get("teacher_chars") else "TF-IDF words"
+    return f"{kind} ({recipe['distill']:g})"
+
+
 def report(out: Path, tasks: list[str]) -> None:
     runs = load_runs(out)
     header = ["phase", "lr", "schedule", "warm-up", "max ep.", "patience", "batch", "dropout"]
-    header += ["wd", "pooling"] + [f"{t} score (best ep./run)" for t in tasks] + ["mean score"]
+    header += (
+        ["wd", "pooling", "teacher (weight)"]
+        + [f"{t} score (best ep./run)" for t in tasks]
+        + ["mean score"]
+    )
     ranked = {recipe_key(r): m for m, r in rank_recipes(runs, tasks, PHASES)}
     rows, seen = [], {}
     for r in runs:
@@ -339,6 +350,7 @@ def report(out: Path, tasks: list[str]) -> None:
         row = [phase, f"{rec['lr']:g}", rec["schedule"], f"{rec['warmup']:g}", rec["epochs"]]
         row += [rec["patience"], rec["batch"], f"{rec['dropout']:g}", f"{rec['wd']:g}"]
         row.append(rec.get("pooling", "first"))
+        row.append(_teacher_text(rec))
         for t in tasks:
             r = per_task.get(t)
             row.append(
@@ -375,7 +387,8 @@ def report(out: Path, tasks: list[str]) -> None:
         "budget); C = batch, dropout, weight decay at the best of A + B, one factor at a time; "
         "D = a larger early-stopping patience at the best of A + B; E = the classifier's "
         "pooling: RMS pooling over the sequence instead of [CLS], at the best of A + B; R = the "
-        "recipe `train` ships, alone. "
+        "recipe `train` ships, alone; K = distillation at the shipped recipe: targets = (1 - w) "
+        "one-hot + w out-of-fold TF-IDF + logistic-regression probabilities (bench/kd_teacher.py). "
         "`last`: the best epoch was the last of the budget (still improving).",
         "",
         markdown_table(header, rows),
